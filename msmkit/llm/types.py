@@ -1,0 +1,126 @@
+"""Data types that cross the LLM layer's boundary."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from msmkit.config import StrictModel
+
+Role = Literal["system", "user", "assistant"]
+Provider = Literal["anthropic", "openai", "openai_compatible", "local"]
+
+
+class StopReason:
+    """Normalised stop reasons across providers."""
+
+    END = "end"  # the model finished on its own
+    MAX_TOKENS = "max_tokens"  # truncated: callers must treat the text as incomplete
+    STOP_SEQUENCE = "stop_sequence"
+    REFUSAL = "refusal"  # provider-level refusal (e.g. Anthropic stop_reason=refusal)
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    role: Role
+    content: str
+
+
+class LLMRequest(BaseModel):
+    """Everything that determines an answer. Its `cache_key` hashes all of it."""
+
+    model_config = ConfigDict(frozen=True)
+    messages: tuple[ChatMessage, ...]
+    # A long, stable prefix (the spec) sent as the system prompt; Anthropic caches it.
+    system: str | None = None
+    max_tokens: int = 1024
+    temperature: float = 1.0
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    # Distinguishes deliberate repeat samples of the same prompt (e.g. 5 ideas from one prompt).
+    sample_index: int = 0
+
+    @classmethod
+    def of(cls, user: str, *, system: str | None = None, **kwargs: object) -> "LLMRequest":
+        return cls(messages=(ChatMessage(role="user", content=user),), system=system, **kwargs)  # type: ignore[arg-type]
+
+    def cache_key(self, provider: str, model: str) -> str:
+        payload = {"provider": provider, "model": model, **self.model_dump(mode="json")}
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        return hashlib.sha256(blob).hexdigest()
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+        )
+
+
+class LLMResponse(BaseModel):
+    text: str
+    stop_reason: str
+    usage: Usage = Field(default_factory=Usage)
+    model: str
+    cost_usd: float = 0.0
+    cached: bool = False  # served from the persistent cache: nothing was paid this time
+
+    @property
+    def truncated(self) -> bool:
+        return self.stop_reason == StopReason.MAX_TOKENS
+
+
+class Price(StrictModel):
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+
+class LLMConfig(StrictModel):
+    """Which model to call and how. Used for generators, judges and evaluated endpoints."""
+
+    provider: Provider = "local"
+    # For `local`: a Hugging Face folder/name, or "embedded" for the packaged Gemma 3 270M base.
+    model: str = "embedded"
+    base_url: str | None = None
+    # Name of the environment variable holding the key; the key itself never goes in a config.
+    api_key_env: str | None = None
+    # Base models (no chat tuning) are prompted in completion style; None = infer from provider/model.
+    base_model: bool | None = None
+    context_window: int | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 6
+    concurrency: int = 16
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    use_batch_api: bool = False
+    batch_poll_interval_s: float = 30.0
+    cache_path: str | None = None  # default: <cache dir>/llm_cache.sqlite
+    price: Price | None = None  # overrides the built-in price table for this model
+    # Local backend only.
+    device: str | None = None
+    local_batch_size: int = 8
+
+    @property
+    def is_base_model(self) -> bool:
+        if self.base_model is not None:
+            return self.base_model
+        return self.provider == "local" and self.model == "embedded"
+
+    def describe(self) -> str:
+        where = f" @ {self.base_url}" if self.base_url else ""
+        return f"{self.provider}:{self.model}{where}"
