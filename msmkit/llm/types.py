@@ -104,6 +104,8 @@ class LLMConfig(StrictModel):
     context_window: int | None = None
     timeout_s: float = 120.0
     max_retries: int = 6
+    retry_base_delay_s: float = 1.0  # exponential backoff base; retry-after from the server wins
+    retry_max_delay_s: float = 60.0
     concurrency: int = 16
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
