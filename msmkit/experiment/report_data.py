@@ -1,0 +1,65 @@
+"""What a report shows, as typed data. The runner fills it; report.py renders it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ArmResult(BaseModel):
+    """One arm on one eval metric, aggregated over seeds."""
+
+    arm: str
+    eval_name: str
+    metric: str
+    mean: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n_items: int
+    n_seeds: int
+    per_seed: list[float] = Field(default_factory=list)
+    note: str = ""
+
+
+class SweepPoint(BaseModel):
+    """A point on the AFT-data-size curve: a series (e.g. "MSM+AFT") at some AFT token count."""
+
+    series: str
+    eval_name: str
+    aft_tokens: int
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class StageCost(BaseModel):
+    key: str
+    kind: str
+    state: str
+    seconds: float | None = None
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Sample(BaseModel):
+    kind: str  # document | demonstration | transcript
+    title: str
+    text: str
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReportData(BaseModel):
+    title: str
+    experiment: str
+    created: str
+    config_yaml: str
+    notes: list[str] = Field(default_factory=list)
+    arms: dict[str, str] = Field(default_factory=dict)  # arm name -> description
+    results: list[ArmResult] = Field(default_factory=list)
+    comparisons: list[dict[str, Any]] = Field(default_factory=list)  # paired tests between arms
+    sweep: list[SweepPoint] = Field(default_factory=list)
+    data_stats: dict[str, dict[str, Any]] = Field(default_factory=dict)  # name -> stats.json contents
+    stages: list[StageCost] = Field(default_factory=list)
+    samples: list[Sample] = Field(default_factory=list)

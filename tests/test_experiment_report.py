@@ -1,0 +1,56 @@
+import re
+from pathlib import Path
+
+from msmkit.experiment.plots import pareto_frontier
+from msmkit.experiment.report import write_report
+from msmkit.experiment.report_data import ArmResult, ReportData, Sample, StageCost, SweepPoint
+from tests.browser import render_dom, screenshot
+
+PLANTED = "<script>document.title='PWNED';document.body.setAttribute('data-pwned','1')</script>"
+
+
+def report_data() -> ReportData:
+    results = [
+        ArmResult(arm="base", eval_name="values: pro-America", metric="rate choosing target value",
+                  mean=0.48, ci_low=0.41, ci_high=0.55, n_items=105, n_seeds=2, per_seed=[0.47, 0.49]),
+        ArmResult(arm="msm+aft", eval_name="values: pro-America", metric="rate choosing target value",
+                  mean=0.61, ci_low=0.54, ci_high=0.68, n_items=105, n_seeds=2, per_seed=[0.60, 0.62]),
+        ArmResult(arm="base", eval_name="capability: perplexity", metric="perplexity",
+                  mean=21.3, n_items=40, n_seeds=1),
+    ]
+    sweep = [SweepPoint(series=s, eval_name="values: pro-America", aft_tokens=t, value=v)
+             for s, pts in {"AFT only": [(1000, 0.5), (4000, 0.55)], "MSM+AFT": [(1000, 0.6), (4000, 0.62)]}.items()
+             for t, v in pts]
+    return ReportData(
+        title="Cheese study", experiment="cheese-tiny", created="2026-11-22T00:00:00Z", config_yaml="seeds: [0, 1]",
+        notes=["At 270M parameters the MSM effect is not expected to be visible."],
+        arms={"base": "no training", "msm+aft": "midtrained on the pro-America corpus, then AFT"},
+        results=results, sweep=sweep, data_stats={"corpus america": {"documents": 16}},
+        stages=[StageCost(key="corpus-abc", kind="corpus", state="done", seconds=12.5, cost_usd=0.01)],
+        samples=[Sample(kind="document", title="Memo " + PLANTED, text="Body text " + PLANTED)],
+    )
+
+
+def test_pareto_frontier_keeps_only_undominated_points() -> None:
+    points = [(1000, 0.5), (2000, 0.45), (4000, 0.6), (8000, 0.6), (500, 0.2)]
+    assert pareto_frontier(points) == [(500, 0.2), (1000, 0.5), (4000, 0.6)]
+
+
+def test_report_renders_in_chromium_with_charts_and_escaped_model_text(tmp_path: Path) -> None:
+    html_path, md_path = write_report(report_data(), tmp_path)
+    source = html_path.read_text()
+    assert PLANTED not in source and "&lt;script&gt;" in source
+    dom = render_dom(html_path)
+    assert "PWNED" not in re.search(r"<title>(.*?)</title>", dom).group(1)
+    assert not re.search(r"<body[^>]*data-pwned", dom)
+    # What a person sees: the tables, the numbers with n, the charts as real images, the escaped text.
+    assert "msm+aft" in dom and "0.610" in dom and "[0.540, 0.680]" in dom and ">105<" in dom
+    images = re.findall(r"<img src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"", dom)
+    assert len(images) == 3  # two bar charts + the sweep curve
+    assert "&lt;script&gt;document.title='PWNED'" in dom
+    assert "not expected to be visible" in dom
+    shot = screenshot(html_path, tmp_path / "shot.png")
+    assert shot.stat().st_size > 10_000
+    markdown = md_path.read_text()
+    assert "| values: pro-America | rate choosing target value | msm+aft | 0.610 |" in markdown
+    assert (tmp_path / "charts").is_dir() and len(list((tmp_path / "charts").glob("*.png"))) == 3
