@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
-_FENCE = re.compile(r"^[ \t]*(```|~~~)")
+HEADING_LINE = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
+FENCE_LINE = re.compile(r"^[ \t]*(```|~~~)")
 _LABELLED = re.compile(r"^(?P<indent>[ \t]*)(?:[-*+\u2022][ \t]+)?\(?(?P<label>[A-Z]{1,5}[0-9]+(?:\.[0-9]+)*[a-z]?)\)?[:.)][ \t]+(?P<text>\S.*)$")
 _NUMBERED = re.compile(r"^(?P<indent>[ \t]*)\(?(?P<label>[0-9]{1,3}|[a-z])[.)][ \t]+(?P<text>\S.*)$")
 _BULLET = re.compile(r"^(?P<indent>[ \t]*)[-*+\u2022][ \t]+(?P<text>\S.*)$")
@@ -109,7 +109,7 @@ def _is_directive(text: str) -> bool:
     return bool(_MODAL.search(text))
 
 
-def _indent_width(indent: str) -> int:
+def indent_width(indent: str) -> int:
     return len(indent.replace("\t", "    "))
 
 
@@ -120,12 +120,12 @@ def parse_structure(text: str, *, untitled: str = "(whole spec)") -> SpecStructu
     headings: list[tuple[int, int, str]] = []  # (line index, level, title)
     in_fence = False
     for number, line in enumerate(lines):
-        if _FENCE.match(line):
+        if FENCE_LINE.match(line):
             in_fence = not in_fence
             continue
         if in_fence:
             continue
-        match = _HEADING.match(line)
+        match = HEADING_LINE.match(line)
         if match and match.group(2).strip():
             headings.append((number, len(match.group(1)), match.group(2).strip()))
 
@@ -189,7 +189,7 @@ def _find_rules(text: str, lines: list[str], offsets: list[int], sections: list[
         number = first_line
         while number <= last_line and number < len(lines):
             line = lines[number]
-            if _FENCE.match(line):
+            if FENCE_LINE.match(line):
                 in_fence = not in_fence
             if in_fence or not line.strip():
                 number += 1
@@ -204,8 +204,8 @@ def _find_rules(text: str, lines: list[str], offsets: list[int], sections: list[
             # Continuation lines: indented deeper than the item, not themselves list items.
             end_line = number
             while (end_line + 1 <= last_line and end_line + 1 < len(lines) and lines[end_line + 1].strip()
-                   and _indent_width(re.match(r"[ \t]*", lines[end_line + 1]).group(0)) > indent
-                   and _match_any_item(lines[end_line + 1]) is None):
+                   and indent_width(re.match(r"[ \t]*", lines[end_line + 1]).group(0)) > indent
+                   and match_list_item(lines[end_line + 1]) is None):
                 end_line += 1
             while open_items and open_items[-1][0] >= indent:
                 open_items.pop()
@@ -235,7 +235,7 @@ def _line_number(offsets: list[int], offset: int) -> int:
     return low
 
 
-def _match_any_item(line: str) -> re.Match[str] | None:
+def match_list_item(line: str) -> re.Match[str] | None:
     return _LABELLED.match(line) or _NUMBERED.match(line) or _BULLET.match(line)
 
 
@@ -243,13 +243,13 @@ def _match_rule_line(line: str) -> tuple[RuleKind | None, str | None, int, str] 
     """(kind or None for a non-directive list item, label, indent width, text) for list-item lines."""
     match = _LABELLED.match(line)
     if match:
-        return "labelled", match.group("label"), _indent_width(match.group("indent")), match.group("text").strip()
+        return "labelled", match.group("label"), indent_width(match.group("indent")), match.group("text").strip()
     match = _NUMBERED.match(line)
     if match:
-        return "numbered", match.group("label"), _indent_width(match.group("indent")), match.group("text").strip()
+        return "numbered", match.group("label"), indent_width(match.group("indent")), match.group("text").strip()
     match = _BULLET.match(line)
     if match:
         item = match.group("text").strip()
         kind: RuleKind | None = "bullet" if _is_directive(item) else None
-        return kind, None, _indent_width(match.group("indent")), item
+        return kind, None, indent_width(match.group("indent")), item
     return None
