@@ -1,0 +1,16 @@
+"""A real local HTTP server speaking the OpenAI and Anthropic wire formats, for tests and offline dry runs.
+
+    from msmkit.testing import FakeLLMServer, Reply, ScriptedRequest, Fault
+    with FakeLLMServer(lambda req: Reply(f"echo {req.last_user}"), latency_s=0.0) as server:
+        openai.OpenAI(api_key="test", base_url=server.openai_base_url)
+        anthropic.Anthropic(api_key="test", base_url=server.anthropic_base_url)
+        server.inject(Fault.RATE_LIMIT, times=1, retry_after=0.2)
+"""
+
+from msmkit.testing.process import FakeServerProcess
+from msmkit.testing.responders import ScriptedResponder, default_responder, load_script
+from msmkit.testing.server import FakeLLMServer
+from msmkit.testing.types import Fault, Reply, ScriptedRequest, ServerStats
+
+__all__ = ["FakeLLMServer", "FakeServerProcess", "Fault", "Reply", "ScriptedRequest", "ScriptedResponder",
+           "ServerStats", "default_responder", "load_script"]
