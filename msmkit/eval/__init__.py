@@ -1,0 +1,1 @@
+"""Evaluation: value generalization (forced choice and judged generation), capability checks, statistics."""

@@ -1,0 +1,1 @@
+"""Item sets shipped with msmkit (JSONL, format in msmkit/eval/items.py) and held-out text."""
