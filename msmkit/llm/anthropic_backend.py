@@ -24,19 +24,20 @@ STREAM_ABOVE_MAX_TOKENS = 8192
 
 
 def messages_body(request: LLMRequest, model: str) -> dict[str, Any]:
-    """The Messages API body (also used for Message Batches). The system prefix is marked cacheable."""
+    """The Messages API body (also used for Message Batches). The system prefix is marked cacheable.
+
+    The Messages API of SDK 2.x takes no sampling parameters (temperature, top_p): the model samples
+    at its own settings, so those request fields only distinguish cache entries for Anthropic.
+    """
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
         "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
     }
     system_parts = [m.content for m in request.messages if m.role == "system"]
     system = "\n\n".join(([request.system] if request.system else []) + system_parts)
     if system:
         body["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
     if request.stop:
         body["stop_sequences"] = list(request.stop)
     return body

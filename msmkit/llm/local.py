@@ -186,22 +186,9 @@ class LocalBackend:
                     top_p=1.0 if request.top_p is None else request.top_p, stop=request.stop, seed=seed)
 
     def _prompt_ids(self, request: LLMRequest) -> list[int]:
-        tokenizer = self._tokenizer
-        if self.config.is_base_model:
-            return list(tokenizer(render_completion_prompt(request), add_special_tokens=True)["input_ids"])
-        if not getattr(tokenizer, "chat_template", None):
-            raise PermanentLLMError(
-                f"{self.config.model} has no chat template; if it is a base (pretrained only) model set "
-                "`base_model: true` in its LLM config so it is prompted in completion style")
-        messages = ([{"role": "system", "content": request.system}] if request.system else [])
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
-        prefill = bool(request.messages) and request.messages[-1].role == "assistant"
-        try:
-            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=not prefill,
-                                                 continue_final_message=prefill)
-        except Exception as exc:  # noqa: BLE001 - template errors come as jinja/ValueError/TypeError
-            raise PermanentLLMError(f"{self.config.model}'s chat template rejected the request: {exc}") from exc
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        text, add_special = render_prompt(request, self._tokenizer, base_model=self.config.is_base_model,
+                                          model_name=self.config.model)
+        return list(self._tokenizer(text, add_special_tokens=add_special)["input_ids"])
 
     def _context_window(self) -> int:
         if self.config.context_window:
@@ -271,6 +258,31 @@ class LocalBackend:
             elif source:
                 ids.update(int(i) for i in source)
         return ids
+
+
+def render_prompt(request: LLMRequest, tokenizer: Any, *, base_model: bool,
+                  model_name: str = "model") -> tuple[str, bool]:
+    """The text a local model continues, and whether the tokenizer should add its special tokens (<bos>).
+
+    Base models get a plain document prefix (`render_completion_prompt`: system text, then the user's
+    text, or a User/Assistant transcript ending in an open "Assistant:" turn). Chat models get their
+    tokenizer's chat template with the generation prompt, or continue a final assistant message.
+    """
+    if base_model:
+        return render_completion_prompt(request), True
+    if not getattr(tokenizer, "chat_template", None):
+        raise PermanentLLMError(
+            f"{model_name} has no chat template; if it is a base (pretrained only) model set "
+            "`base_model: true` in its LLM config so it is prompted in completion style")
+    messages = [{"role": "system", "content": request.system}] if request.system else []
+    messages += [{"role": m.role, "content": m.content} for m in request.messages]
+    prefill = bool(request.messages) and request.messages[-1].role == "assistant"
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=not prefill,
+                                             continue_final_message=prefill)
+    except Exception as exc:  # noqa: BLE001 - template errors come as jinja/ValueError/TypeError
+        raise PermanentLLMError(f"{model_name}'s chat template rejected the request: {exc}") from exc
+    return text, False  # the template writes its own <bos>
 
 
 def _first_stop(text: str, stops: Sequence[str]) -> int | None:
