@@ -141,7 +141,7 @@ def read_spec_text(path: str | Path) -> str:
         line = data.count(b"\n", 0, offset) + 1
         column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
         raise SpecError(
-            f"{target}: not valid UTF-8 at byte {offset} (line {line}, column {column}: byte "
+            f"{target}: not valid UTF-8 at byte offset {offset} (line {line}, column {column}: byte "
             f"0x{data[offset]:02x}); re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 "
             f"{target.name} > fixed{target.suffix}`") from None
 

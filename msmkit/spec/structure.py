@@ -210,6 +210,8 @@ def _find_rules(text: str, lines: list[str], offsets: list[int], sections: list[
             while open_items and open_items[-1][0] >= indent:
                 open_items.pop()
             parent = open_items[-1][1] if open_items else heading_rule
+            if kind is None and parent is not None:
+                kind = "bullet"  # any item nested under a rule is one of its sub-rules
             full_text = " ".join([item_text] + [lines[i].strip() for i in range(number + 1, end_line + 1)])
             start = offsets[number]
             rule_index = len(rules)
