@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from filelock import FileLock
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, PretrainedConfig, \
+from transformers import AutoModelForCausalLM, AutoTokenizer, Gemma3TextConfig, LlamaConfig, PretrainedConfig, \
     PreTrainedTokenizerFast, Qwen2Config
 
 Family = Literal["gemma3", "llama", "qwen2"]
@@ -29,15 +29,20 @@ _BYTE_ALPHABET = 256
 MARKER_FILE = "msmkit-tiny.json"
 
 
-def build_tiny_tokenizer(vocab: int = DEFAULT_VOCAB) -> PreTrainedTokenizerFast:
+# transformers loads some families' tokenizers with their own class, which insists on its own tokens.
+_FAMILY_TOKENS = {"qwen2": ("<|endoftext|>",)}
+
+
+def build_tiny_tokenizer(vocab: int = DEFAULT_VOCAB, extra_tokens: tuple[str, ...] = ()) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer of exactly `vocab` entries (special tokens included)."""
-    minimum = _BYTE_ALPHABET + len(SPECIAL_TOKENS)
+    specials = [*SPECIAL_TOKENS, *extra_tokens]
+    minimum = _BYTE_ALPHABET + len(specials)
     if vocab < minimum:
         raise ValueError(f"vocab={vocab} is too small: a byte-level tokenizer needs at least {minimum} entries")
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=list(SPECIAL_TOKENS), show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), min_frequency=1)
     corpus = files("msmkit.models").joinpath("tiny_corpus.txt").read_text(encoding="utf-8")
     backend.train_from_iterator(corpus.splitlines(keepends=True), trainer=trainer)
@@ -80,7 +85,7 @@ def build_tiny_model(out_dir: str | Path, family: Family = "gemma3", vocab: int 
     Same arguments, same files: weights come from `seed`, the tokenizer from the packaged text.
     """
     out = Path(out_dir)
-    tokenizer = build_tiny_tokenizer(vocab)
+    tokenizer = build_tiny_tokenizer(vocab, _FAMILY_TOKENS.get(family, ()))
     tokenizer.model_max_length = max_positions
     if chat_template is not None:
         tokenizer.chat_template = chat_template
@@ -93,6 +98,10 @@ def build_tiny_model(out_dir: str | Path, family: Family = "gemma3", vocab: int 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    reloaded = AutoTokenizer.from_pretrained(out)
+    if len(reloaded) != config.vocab_size:  # e.g. a family tokenizer class that adds tokens of its own
+        raise RuntimeError(f"tiny {family} tokenizer reloads with {len(reloaded)} tokens, the model has "
+                           f"{config.vocab_size}; add the missing tokens to _FAMILY_TOKENS")
     info = {"family": family, "vocab": vocab, "seed": seed, "chat_template": chat_template is not None}
     (out / MARKER_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return out
