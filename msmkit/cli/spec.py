@@ -47,7 +47,8 @@ def show(
     spec = _load(spec_path, model_name, provider_name, err)
     if not structure_only:
         if plain:
-            out.print(spec.text, markup=False, highlight=False, end="")
+            sys.stdout.write(spec.text if spec.text.endswith("\n") else spec.text + "\n")
+            sys.stdout.flush()
         else:
             out.print(Markdown(spec.text))
         out.rule()
