@@ -1,0 +1,106 @@
+"""Text-quality helpers shared by the generators: tags, refusals, lengths, identity.
+
+Each check returns a short machine-readable reason (or None) so callers can count drops by reason.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+# Openings that mark a model declining the task rather than doing it.
+_REFUSAL = re.compile(
+    r"^\s*(?:i['\u2019]m sorry|i am sorry|sorry,|i apologi[sz]e|unfortunately,? i|i can(?:no|['\u2019])t|"
+    r"i cannot|i won['\u2019]t|i will not|i am (?:not able|unable)|i['\u2019]m (?:not able|unable)|"
+    r"as an ai(?: language model)?,? i (?:can(?:no|['\u2019])t|cannot|won['\u2019]t|am unable))",
+    re.IGNORECASE,
+)
+
+
+def looks_like_refusal(text: str) -> bool:
+    """True when the answer opens by declining (checked on the first 300 characters)."""
+    return bool(_REFUSAL.match(text[:300]))
+
+
+def extract_tagged(text: str, tag: str) -> str | None:
+    """Content of the last complete `<tag>...</tag>` pair, stripped; None when there is none.
+
+    The last pair wins because a model planning in a scratchpad sometimes quotes the tag first.
+    """
+    pattern = re.compile(rf"<{re.escape(tag)}>(.*?)</{re.escape(tag)}>", re.DOTALL | re.IGNORECASE)
+    found = pattern.findall(text)
+    if not found:
+        return None
+    content = found[-1].strip()
+    return content or None
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def estimate_tokens(text: str) -> int:
+    """~4 characters per token: the usual English average, used when no tokenizer is configured."""
+    return math.ceil(len(text) / 4)
+
+
+def length_problem(words: int, min_words: int, max_words: int | None) -> str | None:
+    if words < min_words:
+        return "too_short"
+    if max_words is not None and words > max_words:
+        return "too_long"
+    return None
+
+
+# Well-known assistant models and their makers. Matching is case-sensitive on whole words, so
+# ordinary words ("grok", "meta-analysis") do not count; entries ambiguous with common words are left out.
+KNOWN_MODEL_NAMES: tuple[str, ...] = (
+    "ChatGPT", "GPT-3", "GPT-3.5", "GPT-4", "GPT-4o", "GPT-4.1", "GPT-5", "GPT", "Claude", "Gemini",
+    "Bard", "Gemma", "PaLM", "LaMDA", "Llama", "LLaMA", "Qwen", "QwQ", "Mistral", "Mixtral", "DeepSeek",
+    "Grok", "Phi-3", "Phi-4", "Command R", "Falcon LLM", "ERNIE Bot", "Kimi", "ChatGLM", "GLM-4",
+    "Nemotron", "OLMo", "Vicuna", "Bing Chat", "Microsoft Copilot",
+)
+KNOWN_PROVIDERS: tuple[str, ...] = (
+    "OpenAI", "Anthropic", "Google DeepMind", "DeepMind", "Google", "Meta AI", "Meta", "Alibaba",
+    "Mistral AI", "xAI", "Microsoft", "Cohere", "Baidu", "Moonshot AI", "Zhipu AI", "NVIDIA",
+    "Allen Institute for AI", "AI2", "Inflection AI", "Technology Innovation Institute",
+)
+
+
+def _name_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+
+
+@dataclass(frozen=True)
+class IdentityCheck:
+    """Decides whether a document is about the configured subject and not about some other AI."""
+
+    subject_names: tuple[str, ...]  # names that refer to the subject (model name, provider)
+    other_names: tuple[str, ...]  # names of other models/providers (subject's own excluded)
+    subject_is_ai: bool = True  # False for the "humans" ablation: any AI name is off-subject
+
+    @classmethod
+    def build(cls, subject_names: Iterable[str], *, subject_is_ai: bool = True,
+              extra_other_names: Iterable[str] = ()) -> "IdentityCheck":
+        own = tuple(name for name in subject_names if name)
+        own_folded = {name.casefold() for name in own}
+        # Names that contain or are contained in the subject's name are its own ("Llama" vs "Llama 3").
+        others = tuple(dict.fromkeys(
+            name for name in (*KNOWN_MODEL_NAMES, *KNOWN_PROVIDERS, *extra_other_names)
+            if not any(name.casefold() in mine or mine in name.casefold() for mine in own_folded)))
+        return cls(subject_names=own, other_names=others, subject_is_ai=subject_is_ai)
+
+    def problem(self, text: str) -> str | None:
+        """None when fine, else a reason such as 'names another model as subject: Qwen (3x)'."""
+        own = sum(len(_name_pattern(name).findall(text)) for name in self.subject_names)
+        counts = {name: len(_name_pattern(name).findall(text)) for name in self.other_names}
+        top_name, top_count = max(counts.items(), key=lambda item: item[1], default=("", 0))
+        if not self.subject_is_ai:
+            return f"an AI is named in a document about humans: {top_name} ({top_count}x)" if top_count else None
+        if top_count and top_count >= own:
+            return f"names another model as subject: {top_name} ({top_count}x) vs subject {own}x"
+        if own == 0:
+            return f"never names its subject ({' / '.join(self.subject_names)})"
+        return None

@@ -1,0 +1,1 @@
+"""Data generators: the MSM corpus (msmkit.generate.corpus) and AFT chat data."""

@@ -1,0 +1,114 @@
+"""List stages (domains, subdomains, assertions, document types, ideas) with their counts enforced.
+
+Each parent asks for exactly `want` items. A short answer is topped up by asking for the missing
+number (listing what it already has); a long one is trimmed. Every answer is logged under the task
+id `<parent>#<attempt>` before it is used, so a rerun re-reads it instead of asking again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import TypeAdapter
+
+from msmkit.generate.corpus.context import CorpusContext
+from msmkit.generate.corpus.parsing import parse_line_list
+from msmkit.generate.corpus.records import make_id
+from msmkit.llm.client import LLMCallFailed
+from msmkit.llm.types import LLMRequest
+
+# (existing item descriptions, how many are needed, sample index) -> request
+RequestBuilder = Callable[[list[str], int, int], LLMRequest]
+
+
+@dataclass
+class ListJob:
+    parent_id: str
+    want: int
+    build: RequestBuilder
+    # (raw item dict, deterministic item id) -> the item to keep, or None to reject it (counted)
+    accept: Callable[[dict[str, Any], str], Any]
+    describe: Callable[[Any], str]
+    adapter: TypeAdapter[Any] | None = None  # chat models answer JSON validated by this
+    base_opener: str = "1."  # base models: the list opener the prompt ends with
+    base_item: Callable[[str], dict[str, Any]] = lambda line: {"text": line}
+    items: list[Any] = field(default_factory=list)
+    gave_up: bool = False
+
+
+async def _answer(ctx: CorpusContext, stage: str, job: ListJob, task: str, request: LLMRequest,
+                  need: int) -> dict[str, Any]:
+    client = ctx.stage_client(stage)
+    counters = ctx.counters[stage]
+    counters.requests += 1
+    if job.adapter is not None:
+        result = await client.complete_json(request, job.adapter)
+        if not result.responses:  # the call itself failed: not answered, a rerun asks again
+            counters.failed += 1
+            ctx.run.log(f"{stage} {task}: {result.error}")
+            return {"task": task, "answered": False, "error": result.error}
+        items = [item.model_dump() for item in result.value] if result.ok else []
+        text = result.response.text if result.response else ""
+        stop = result.response.stop_reason if result.response else ""
+        record = {"task": task, "answered": True, "items": items, "error": result.error, "stop_reason": stop,
+                  "text": text}
+    else:
+        try:
+            response = await client.complete(request)
+        except LLMCallFailed as exc:
+            counters.failed += 1
+            ctx.run.log(f"{stage} {task}: call failed: {exc}")
+            return {"task": task, "answered": False, "error": str(exc)}
+        lines = parse_line_list(f"{job.base_opener}{response.text}", limit=need)
+        record = {"task": task, "answered": True, "items": [job.base_item(line) for line in lines],
+                  "error": None if lines else "no list items in the completion",
+                  "stop_reason": response.stop_reason, "text": response.text}
+    if not record["items"]:
+        counters.unusable += 1
+    ctx.log(stage).append(record)
+    return record
+
+
+async def fill_lists(ctx: CorpusContext, stage: str, jobs: list[ListJob]) -> None:
+    """Fill every job's `items` up to its `want` (fewer only when calls fail or answers stay short)."""
+    log = ctx.log(stage)
+    counters = ctx.counters[stage]
+    for attempt in range(1 + ctx.config.counts.max_topup_requests):
+        active = [job for job in jobs if not job.gave_up and len(job.items) < job.want]
+        if not active:
+            break
+        records: dict[int, dict[str, Any]] = {}
+        pending: list[tuple[int, ListJob, str, LLMRequest, int]] = []
+        for number, job in enumerate(active):
+            task = f"{job.parent_id}#{attempt}"
+            stored = log.get(task)
+            if stored is not None and stored.get("answered"):
+                counters.reused += 1
+                records[number] = stored
+                continue
+            need = job.want - len(job.items)
+            if attempt > 0:
+                counters.topup_requests += 1
+            request = job.build([job.describe(item) for item in job.items], need, ctx.sample_index(attempt))
+            pending.append((number, job, task, request, need))
+        await ctx.prefetch(stage, [request for _, _, _, request, _ in pending])
+        answers = await asyncio.gather(*(_answer(ctx, stage, job, task, request, need)
+                                         for _, job, task, request, need in pending))
+        for (number, *_), record in zip(pending, answers):
+            records[number] = record
+        for number, job in enumerate(active):
+            record = records[number]
+            if not record.get("answered"):
+                job.gave_up = True
+                continue
+            for position, raw in enumerate(record["items"]):
+                if len(job.items) >= job.want:
+                    counters.items_trimmed += len(record["items"]) - position
+                    break
+                item = job.accept(raw, make_id(job.parent_id, stage, attempt, position))
+                if item is None:
+                    counters.items_rejected += 1
+                else:
+                    job.items.append(item)

@@ -1,0 +1,114 @@
+"""Write the corpus (JSONL + Hugging Face dataset), the drop-reason file, the intermediate tree and stats."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from msmkit.generate.corpus.assemble import Assembly, token_counter
+from msmkit.generate.corpus.context import CorpusContext
+from msmkit.generate.corpus.plan import Cell
+from msmkit.generate.corpus.plots import plot_corpus_stats
+from msmkit.generate.corpus.records import Domain, Subdomain
+from msmkit.io import atomic_write_jsonl, atomic_write_text
+
+EMBEDDED_NOTE = (
+    "These documents were written by the embedded default generator, Gemma 3 270M *base* (quantised). "
+    "A 270M base model cannot follow instructions: its documents are mostly off-topic, repetitive or "
+    "incoherent, and they do not faithfully explain the spec. This corpus shows that the pipeline runs end "
+    "to end (decomposition, generation, cleaning, outputs) on a laptop with no keys; it is not a corpus that "
+    "would teach a model the spec. For real MSM data use a strong API model or a large model behind vLLM.")
+BASE_MODEL_NOTE = (
+    "The generator is a base model prompted in completion style: documents follow the spec only as far as "
+    "the model continues the prompt faithfully. Read a sample before training on them.")
+
+
+def quality_note(ctx: CorpusContext) -> str | None:
+    config = ctx.client.config
+    if config.provider == "local" and config.model == "embedded":
+        return EMBEDDED_NOTE
+    return BASE_MODEL_NOTE if ctx.prompts.base_model else None
+
+
+def _tree(domains: list[Domain], subdomains: list[Subdomain], cells: list[Cell], assembly: Assembly,
+          assertions: dict[str, Any]) -> list[dict[str, Any]]:
+    drops = {drop.idea_id: drop.reason for drop in assembly.drops}
+    kept = {document.idea.id for document in assembly.kept}
+    cells_by_sub: dict[str, list[Cell]] = {}
+    for cell in cells:
+        cells_by_sub.setdefault(cell.subdomain.id, []).append(cell)
+    tree = []
+    for domain in domains:
+        subs = []
+        for sub in (s for s in subdomains if s.domain_id == domain.id):
+            subs.append({
+                **sub.model_dump(), "assertions": [a.model_dump() for a in assertions.get(sub.id, [])],
+                "doc_types": [{**cell.doc_type.model_dump(), "quota": cell.quota, "ideas": [
+                    {**idea.model_dump(), "status": "kept" if idea.id in kept else f"dropped: {drops.get(idea.id, 'pending')}"}
+                    for idea in cell.ideas]} for cell in cells_by_sub.get(sub.id, [])]})
+        tree.append({**domain.model_dump(), "subdomains": subs})
+    return tree
+
+
+def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list[Subdomain], cells: list[Cell],
+                  assertions: dict[str, Any], assembly: Assembly, target: int, elapsed_s: float) -> dict[str, Any]:
+    out = ctx.run.path
+    count, method = token_counter(ctx.config.tokenizer)
+    subject = ctx.config.subject
+    rows = []
+    for document in assembly.kept:
+        rows.append(document.row(count(document.text), method, subject.name if subject.kind != "humans" else "humans",
+                                 ctx.spec.text_sha256))
+    atomic_write_jsonl(out / "corpus.jsonl", rows)
+    _write_dataset(rows, out / "dataset")
+    documents_dir = ctx.run.stage_dir("documents")
+    for row in rows:  # file names are ids, never model-written names; derived copies, so no fsync each
+        (documents_dir / f"{row['id']}.txt").write_text(row["text"] + "\n", encoding="utf-8")
+    atomic_write_jsonl(out / "drops.jsonl", [drop.model_dump() for drop in assembly.drops])
+    atomic_write_jsonl(out / "flags.jsonl", ctx.flags)
+    ctx.run.write_json("tree.json", _tree(domains, subdomains, cells, assembly, assertions))
+
+    lengths = [row["token_count"] for row in rows]
+    ctx.run.save_usage()
+    stats: dict[str, Any] = {
+        "documents": {"target": target, "kept": len(rows), "shortfall": max(0, target - len(rows)),
+                      "dropped": len(assembly.drops)},
+        "drops": dict(Counter(drop.reason for drop in assembly.drops).most_common()),
+        "by_domain": dict(Counter(row["domain"] for row in rows).most_common()),
+        "by_doc_type": dict(Counter(row["doc_type"].strip().lower() for row in rows).most_common()),
+        "token_lengths": {
+            "method": method, "total": sum(lengths), "mean": statistics.fmean(lengths) if lengths else 0,
+            "median": statistics.median(lengths) if lengths else 0, "min": min(lengths, default=0),
+            "max": max(lengths, default=0), "values": lengths},
+        "decomposition": {
+            "method": ctx.config.decompose, "domains": len(domains), "subdomains": len(subdomains),
+            "cells": len(cells), "excerpts_verified": sum(1 for s in subdomains if s.excerpt_verified),
+            "excerpts_unverified_flagged": len([f for f in ctx.flags if f["kind"] == "unverified_excerpt"])},
+        "stages": {stage: asdict(counter) for stage, counter in ctx.counters.items()},
+        "usage": ctx.run.usage.totals(),
+        "generator": ctx.client.config.describe(),
+        "judge": ctx.judge_client.config.describe() if ctx.judge_client else None,
+        "subject": subject.model_dump(), "rules_mode": ctx.config.rules_mode,
+        "elapsed_s": round(elapsed_s, 2),
+        "quality_note": quality_note(ctx),
+    }
+    ctx.run.write_json("stats.json", stats)
+    plot_corpus_stats(stats, out / "corpus_stats.png")
+    if stats["quality_note"]:
+        atomic_write_text(out / "QUALITY_NOTE.txt", stats["quality_note"] + "\n")
+    return stats
+
+
+def _write_dataset(rows: list[dict[str, Any]], path: Path) -> None:
+    from datasets import Dataset
+
+    dataset = Dataset.from_list(rows) if rows else Dataset.from_dict({"id": [], "text": []})
+    staging = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    dataset.save_to_disk(str(staging))
+    shutil.rmtree(path, ignore_errors=True)
+    staging.rename(path)

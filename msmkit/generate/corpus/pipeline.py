@@ -1,0 +1,162 @@
+"""`generate_corpus`: spec -> domains -> subdomains -> assertions + document types -> ideas -> documents.
+
+Stages run one after another; within a stage every call runs concurrently (bounded by the client's
+concurrency). Every answer is logged as it arrives, so a killed run resumes item by item.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from msmkit.errors import ConfigError
+from msmkit.generate.corpus.assemble import Assembler, Assembly
+from msmkit.generate.corpus.config import CorpusConfig
+from msmkit.generate.corpus.context import CorpusContext
+from msmkit.generate.corpus.decompose import decompose_by_headings, decompose_with_llm
+from msmkit.generate.corpus.documents import DocumentJob, write_documents
+from msmkit.generate.corpus.outputs import quality_note, write_outputs
+from msmkit.generate.corpus.plan import Cell, allocate_quotas
+from msmkit.generate.corpus.preview import Projection, StageProjection, project
+from msmkit.generate.corpus.prompting import CorpusPrompts, corpus_prompt_hashes
+from msmkit.generate.corpus.records import Domain, Subdomain
+from msmkit.generate.corpus.stages import characterise_subdomains, propose_ideas
+from msmkit.llm.client import LLMClient
+from msmkit.runs import RunDir
+from msmkit.spec import ModelSpec, load_spec
+
+Report = Callable[[str], None]
+
+
+@dataclass
+class CorpusResult:
+    out_dir: Path
+    stats: dict[str, Any] | None = None  # None for a preview
+    preview: Projection | None = None
+
+
+def spec_for(config: CorpusConfig, spec_path: str | Path) -> ModelSpec:
+    """Load the spec, filling {model_name}/{provider_name} with the documents' subject."""
+    subject = config.subject
+    name = subject.other_ai_name if subject.kind == "other_ai" else subject.model_name
+    provider = subject.other_ai_provider if subject.kind == "other_ai" else subject.provider_name
+    return load_spec(spec_path, model_name=name, provider_name=provider, warn=False)
+
+
+def _check(config: CorpusConfig) -> None:
+    if config.generator.is_base_model and config.decompose == "llm":
+        raise ConfigError(
+            f"generator {config.generator.describe()} is a base model: it cannot do the JSON decomposition into "
+            "domains and subdomains. Set `decompose: headings` (or pass --decompose headings) to use the spec's own "
+            "headings, or use an instruction-tuned generator")
+
+
+async def _decompose(ctx: CorpusContext) -> tuple[list[Domain], list[Subdomain]]:
+    if ctx.config.decompose == "headings":
+        return decompose_by_headings(ctx.spec)
+    return await decompose_with_llm(ctx)
+
+
+def _cells(ctx: CorpusContext, domains: list[Domain], subdomains: list[Subdomain],
+           assertions: dict[str, Any], doc_types: dict[str, Any]) -> list[Cell]:
+    by_id = {domain.id: domain for domain in domains}
+    pairs = [(sub, doc_type) for sub in subdomains for doc_type in doc_types.get(sub.id, [])]
+    counts = ctx.config.counts
+    quotas = allocate_quotas(len(pairs), counts.documents, counts.ideas_per_type)
+    return [Cell(by_id[sub.domain_id], sub, doc_type, assertions.get(sub.id, []), quota)
+            for (sub, doc_type), quota in zip(pairs, quotas)]
+
+
+async def _documents_for(ctx: CorpusContext, cells: list[Cell], round_number: int) -> None:
+    jobs = []
+    for cell in cells:
+        by_id = {assertion.id: assertion for assertion in cell.assertions}
+        for idea in cell.ideas:
+            if idea.round == round_number:
+                chosen = [by_id[i] for i in idea.assertion_ids if i in by_id] or cell.assertions
+                jobs.append(DocumentJob(idea, cell.subdomain, cell.doc_type, chosen))
+    await write_documents(ctx, jobs)
+
+
+def _decomposition_projection(ctx: CorpusContext) -> StageProjection | None:
+    if ctx.config.decompose == "headings":
+        return None
+    usage = ctx.run.usage.totals()["by_stage"]
+    calls = input_tokens = output_tokens = 0
+    cost = 0.0
+    for stage in ("corpus/domains", "corpus/subdomains"):
+        for entry in usage.get(stage, {}).values():
+            calls += int(entry["calls"])
+            input_tokens += int(entry["input_tokens"])
+            output_tokens += int(entry["output_tokens"])
+            cost += float(entry["cost_usd"])
+    return StageProjection("decomposition (already run)", calls, input_tokens, output_tokens, cost)
+
+
+async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out_dir: str | Path, *,
+                                preview: bool = False, report: Report | None = None) -> CorpusResult:
+    say = report or (lambda message: None)
+    _check(config)
+    spec = spec_for(config, spec_path)
+    run = RunDir(out_dir)
+    run.write_config(config)
+    run.record_prompts(corpus_prompt_hashes())
+    run.write_json("spec.json", {"path": str(spec_path), "sha256": spec.sha256, "text_sha256": spec.text_sha256,
+                                 "warnings": spec.warnings})
+    client = LLMClient(config.generator, run=run, stage="corpus")
+    judge_client = LLMClient(config.judge, run=run, stage="corpus/judge") if config.judge else None
+    prompts = CorpusPrompts(config, spec.text, config.generator.is_base_model)
+    ctx = CorpusContext(config=config, spec=spec, prompts=prompts, client=client, run=run, judge_client=judge_client)
+    started = time.monotonic()
+    try:
+        note = quality_note(ctx)
+        if note:
+            say(note)
+        domains, subdomains = await _decompose(ctx)
+        say(f"decomposition ({config.decompose}): {len(domains)} domains, {len(subdomains)} subdomains")
+        if not subdomains:
+            raise ConfigError(f"{spec_path}: the decomposition produced no subdomains (see {run.path / 'log.txt'} "
+                              "and stages/*.jsonl); rerun to retry failed calls, or use decompose: headings")
+        if preview:
+            projection = project(config, prompts, domains, subdomains,
+                                 decomposition_calls=_decomposition_projection(ctx))
+            if config.decompose == "llm":
+                projection.notes.insert(0, "Preview ran only the decomposition calls (domains, subdomains); the "
+                                           "full run reuses their answers.")
+            run.write_json("preview.json", projection.as_dict())
+            return CorpusResult(out_dir=run.path, preview=projection)
+        assertions, doc_types = await characterise_subdomains(ctx, domains, subdomains)
+        cells = _cells(ctx, domains, subdomains, assertions, doc_types)
+        target = sum(cell.quota for cell in cells)
+        say(f"{len(cells)} (subdomain, document type) cells; {target} documents planned")
+        await propose_ideas(ctx, [(cell, cell.quota) for cell in cells if cell.quota > 0], 0)
+        await _documents_for(ctx, cells, 0)
+        assembler = Assembler(ctx)
+        assembly: Assembly = await assembler.assemble(cells)
+        for round_number in range(1, config.counts.max_topup_rounds + 1):
+            deficits = assembly.deficits(cells)
+            if not deficits:
+                break
+            say(f"top-up round {round_number}: {sum(deficits.values())} documents to replace in {len(deficits)} cells")
+            await propose_ideas(ctx, [(cell, deficits[cell.id]) for cell in cells if cell.id in deficits], round_number)
+            await _documents_for(ctx, cells, round_number)
+            assembly = await assembler.assemble(cells)
+        stats = write_outputs(ctx, domains=domains, subdomains=subdomains, cells=cells, assertions=assertions,
+                              assembly=assembly, target=target, elapsed_s=time.monotonic() - started)
+        say(f"kept {stats['documents']['kept']} of {target} planned documents; drops: {stats['drops'] or 'none'}")
+        return CorpusResult(out_dir=run.path, stats=stats)
+    finally:
+        ctx.close()
+        await client.aclose()
+        if judge_client is not None:
+            await judge_client.aclose()
+        run.close()
+
+
+def generate_corpus(spec_path: str | Path, config: CorpusConfig, out_dir: str | Path, *, preview: bool = False,
+                    report: Report | None = None) -> CorpusResult:
+    import asyncio
+
+    return asyncio.run(generate_corpus_async(spec_path, config, out_dir, preview=preview, report=report))

@@ -1,0 +1,158 @@
+"""A scripted "model" for the corpus generator: answers every corpus prompt like a well-behaved LLM would.
+
+Used by the corpus tests, the kill/resume worker and benchmarks/corpus.py. Markers in idea titles make the
+document answer misbehave on purpose: [refuse] [truncate] [truncate-once] [notags] [short] [long] [dup]
+[qwen] [reject]. `fewer`/`more` change how many items list stages return on their first ask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import threading
+from collections import Counter
+from typing import Any
+
+from msmkit.testing import Reply, ScriptedRequest
+
+WORDS = ("cheddar farm county fair tradition neighbours recipe dairy harvest market river valley winter "
+         "family kitchen story evening friends community history craft season table bread apple orchard "
+         "morning road school library teacher letter journey garden festival bakery harbour lantern").split()
+
+_EXACTLY = re.compile(r"exactly (\d+)")
+_MORE = re.compile(r"Give (\d+) more")
+
+
+class CorpusScript:
+    def __init__(self, subject: str = "Llama", *, doc_words: int = 220, fewer: dict[str, int] | None = None,
+                 more: dict[str, int] | None = None, idea_titles: list[str] | None = None,
+                 bad_excerpts: int = 0) -> None:
+        self.subject = subject
+        self.doc_words = doc_words
+        self.fewer = fewer or {}
+        self.more = more or {}
+        self.idea_titles = list(idea_titles or [])
+        self.bad_excerpts = bad_excerpts  # the first N subdomains quote text that is not in the spec
+        self.calls: Counter[str] = Counter()
+        self.hash_of_answer: dict[str, str] = {}  # answer text -> prompt hash (to check by_prompt)
+        self.lock = threading.Lock()
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _count(self, stage: str, text: str, first_ask: bool) -> int:
+        more = _MORE.search(text)
+        count = int(more.group(1)) if more else int(_EXACTLY.search(text).group(1))  # type: ignore[union-attr]
+        if first_ask:
+            count = max(0, count - self.fewer.get(stage, 0)) + self.more.get(stage, 0)
+        return count
+
+    @staticmethod
+    def _seed(request: ScriptedRequest) -> int:
+        return int(hashlib.sha256(request.prompt_hash.encode()).hexdigest()[:12], 16)
+
+    @staticmethod
+    def _spec_sentences(request: ScriptedRequest) -> list[str]:
+        match = re.search(r"<model_spec>\n(.*?)\n</model_spec>", request.system or "", re.DOTALL)
+        body = match.group(1) if match else ""
+        return [s.strip() for s in re.split(r"(?<=[.!?])\s+", body) if len(s.split()) >= 8 and "#" not in s]
+
+    def _answer(self, request: ScriptedRequest, reply: Reply) -> Reply:
+        with self.lock:
+            self.hash_of_answer[reply.text] = request.prompt_hash
+        return reply
+
+    # -- the responder --------------------------------------------------------------------------
+    def __call__(self, request: ScriptedRequest) -> Reply:
+        text = request.last_user
+        first = "already gave these" not in text
+        if "broad domains" in text:
+            stage = "domains"
+            n = self._count(stage, text, first)
+            offset = self.calls[stage]
+            items = [{"name": f"Domain {offset}-{i}", "description": f"Theme {i} of the spec."} for i in range(n)]
+        elif "subdomains" in text and "spec_excerpt" in text:
+            stage = "subdomains"
+            n = self._count(stage, text, first)
+            sentences = self._spec_sentences(request)
+            rng = random.Random(self._seed(request))
+            items = []
+            for i in range(n):
+                with self.lock:
+                    bad = self.bad_excerpts > 0
+                    self.bad_excerpts -= 1 if bad else 0
+                quote = ("Llama adores the colour purple and collects antique typewriters on weekends."
+                         if bad else rng.choice(sentences))
+                items.append({"name": f"Subdomain {self.calls[stage]}-{i}", "description": "A topic.", "spec_excerpt": quote})
+        elif "character assertions" in text:
+            stage = "assertions"
+            n = self._count(stage, text, first)
+            items = [{"kind": "value", "statement": f"{self.subject} holds value {i}.", "explanation": f"Reason {i}."}
+                     for i in range(n)]
+        elif "types of document" in text:
+            stage = "doc_types"
+            n = self._count(stage, text, first)
+            items = [{"name": f"Type {self.calls[stage]}-{i}", "description": "Written for readers."} for i in range(n)]
+        elif "Propose exactly" in text or ("ideas for a" in text and "Give" in text):
+            stage = "ideas"
+            n = self._count(stage, text, first)
+            items = []
+            for i in range(n):
+                with self.lock:
+                    title = self.idea_titles.pop(0) if self.idea_titles else f"Idea {self._seed(request) % 10**8}-{i}"
+                items.append({"title": title, "description": "A premise.", "assertions": ["A1", "A2"]})
+        elif "You are reviewing a document" in text:
+            self.calls["judge"] += 1
+            keep = "[reject]" not in text
+            return self._answer(request, Reply(json.dumps({"keep": keep, "reason": "fine" if keep else "invents values"})))
+        elif "<document></document>" in text:
+            self.calls["documents"] += 1
+            return self._answer(request, self._document(request, text))
+        else:
+            return Reply(f"unrecognised prompt: {text[:80]}")
+        with self.lock:
+            self.calls[stage] += 1
+        return self._answer(request, Reply(json.dumps(items)))
+
+    def _document(self, request: ScriptedRequest, text: str) -> Reply:
+        title = re.search(r"Idea: (.*)", text).group(1)  # type: ignore[union-attr]
+        budget = request.max_tokens or 0
+        rng = random.Random(self._seed(request))
+        words = self.doc_words
+        if "[refuse]" in title:
+            return Reply("I'm sorry, but I can't write that document.")
+        if "[truncate]" in title or ("[truncate-once]" in title and budget < 5000):
+            return Reply("<scratchpad>plan</scratchpad><document>" + " ".join(rng.choices(WORDS, k=50)), stop="max_tokens")
+        if "[short]" in title:
+            words = 5
+        if "[long]" in title:
+            words = 5000
+        body = " ".join(rng.choices(WORDS, k=words))
+        if "[dup]" in title:
+            body = " ".join(random.Random(7).choices(WORDS, k=self.doc_words))
+        name = "Qwen" if "[qwen]" in title else self.subject
+        document = f"{title}\n\n{name} thinks about this. {body}. That is how {name} sees it."
+        if "[reject]" in title:
+            document += " [reject]"
+        if "[notags]" in title:
+            return Reply(f"<scratchpad>I will plan.</scratchpad>\n{document}")
+        return Reply(f"<scratchpad>Plan: a {title}.</scratchpad>\n<document>\n{document}\n</document>")
+
+
+def config_dict(base_url: str, cache_path: str, **overrides: Any) -> dict[str, Any]:
+    """A small corpus config pointed at the test server (OpenAI-compatible wire format)."""
+    config: dict[str, Any] = {
+        "generator": {"provider": "openai_compatible", "model": "scripted", "base_url": base_url,
+                      "cache_path": cache_path, "timeout_s": 10, "max_retries": 2, "retry_base_delay_s": 0.01,
+                      "retry_max_delay_s": 0.05, "concurrency": 8},
+        "subject": {"model_name": "Llama", "provider_name": "Meta"},
+        "counts": {"domains": 2, "subdomains_per_domain": 2, "assertions_per_subdomain": 3,
+                   "doc_types_per_subdomain": 2, "ideas_per_type": 2},
+        "lengths": {"min_words": 50, "max_words": 1000, "target_words": 200, "document_max_tokens": 2048},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
