@@ -145,3 +145,23 @@ def test_find_excerpt_absent_text(paper_specs_dir: Path) -> None:
     other = load_spec(paper_specs_dir / "pro_america_cheese.txt")
     quote = next(s for s in other.structure.sections if s.title == "Colby").body
     assert find_excerpt(spec, quote, threshold=0.8).found is False
+
+
+@pytest.mark.parametrize("name", PAPER_SPECS)
+def test_every_lightly_edited_section_is_found_inside_its_own_span(paper_specs_dir: Path, name: str) -> None:
+    import random
+
+    spec = load_spec(paper_specs_dir / name, model_name="Llama", provider_name="Meta")
+    rng = random.Random(name)
+    checked = 0
+    for section in spec.structure.sections:
+        words = section.body.split()
+        if len(words) < 20:
+            continue
+        for _ in range(max(1, len(words) // 30)):  # ~3% of words replaced
+            words[rng.randrange(len(words))] = "zzz"
+        match = find_excerpt(spec, " ".join(words), threshold=0.9)
+        assert match.found, (section.title, match.similarity)
+        assert section.start <= match.start < match.end <= section.end, section.title
+        checked += 1
+    assert checked >= 1

@@ -53,12 +53,12 @@ def show(
             out.print(Markdown(spec.text))
         out.rule()
     structure = spec.structure
-    tree = Tree(f"[bold]{spec.name}[/]  {len(spec.text):,} chars, ~{len(spec.text) // 4:,} tokens, "
+    tree = Tree(f"[bold]{escape(spec.name)}[/]  {len(spec.text):,} chars, ~{len(spec.text) // 4:,} tokens, "
                 f"{len(structure.sections)} sections, {len(structure.rules)} rules  sha256 {spec.sha256[:12]}")
     nodes: dict[int, Tree] = {}
     for section in structure.sections:
         rules = structure.rules_in(section.index)
-        label = (f"{section.title}  [dim]line {section.heading_line}, {len(section.body.strip()):,} chars"
+        label = (f"{escape(section.title)}  [dim]line {section.heading_line}, {len(section.body.strip()):,} chars"
                  f"{f', {len(rules)} rules' if rules else ''}[/]")
         parent = nodes.get(section.parent) if section.parent is not None else tree
         nodes[section.index] = (parent or tree).add(label)

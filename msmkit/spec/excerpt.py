@@ -39,6 +39,30 @@ def _words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     return words, spans
 
 
+def _trim_stray_edges(blocks: list) -> list:
+    """Drop one- or two-word matches at either edge that stretch the window over unrelated text
+    (a common word in the slack before or after the real match)."""
+    def stretched(first, second) -> bool:  # noqa: ANN001
+        gap_text = second.b - (first.b + first.size)
+        gap_excerpt = second.a - (first.a + first.size)
+        return gap_text > gap_excerpt
+
+    while len(blocks) > 1 and blocks[0].size < 3 and stretched(blocks[0], blocks[1]):
+        blocks = blocks[1:]
+    while len(blocks) > 1 and blocks[-1].size < 3 and stretched(blocks[-2], blocks[-1]):
+        blocks = blocks[:-1]
+    return blocks
+
+
+def _exact_word_match(text_words: list[str], excerpt_words: list[str]) -> int | None:
+    """Index of the first word where `excerpt_words` occurs contiguously in `text_words`, if it does."""
+    joined = " " + " ".join(text_words) + " "
+    position = joined.find(" " + " ".join(excerpt_words) + " ")
+    if position < 0:
+        return None
+    return joined.count(" ", 0, position + 1) - 1
+
+
 def find_excerpt(spec: object, excerpt: str, threshold: float = 0.9) -> ExcerptMatch:
     """Best match of `excerpt` in `spec` (a ModelSpec or a string) with its word-level similarity."""
     text = spec if isinstance(spec, str) else getattr(spec, "text")
@@ -48,6 +72,11 @@ def find_excerpt(spec: object, excerpt: str, threshold: float = 0.9) -> ExcerptM
     if not excerpt_words or not text_words:
         return none
     size = len(excerpt_words)
+    exact = _exact_word_match(text_words, excerpt_words)
+    if exact is not None:
+        start_char, end_char = text_spans[exact][0], text_spans[exact + size - 1][1]
+        return ExcerptMatch(similarity=1.0, threshold=threshold, start=start_char, end=end_char,
+                            matched_text=text[start_char:end_char])
     n = min(_NGRAM, size)
     # Where could the excerpt start? Each shared n-gram votes for an alignment.
     positions: dict[tuple[str, ...], list[int]] = {}
@@ -61,11 +90,14 @@ def find_excerpt(spec: object, excerpt: str, threshold: float = 0.9) -> ExcerptM
         return none
     slack = max(3, size // 5)
     best_ratio, best_span = 0.0, (0, 0)
-    for start, _ in votes.most_common(_CANDIDATES):
+    top_votes = votes.most_common(1)[0][1]
+    # Alignments with far fewer shared n-grams than the best cannot beat it by much; skip them.
+    candidates = [start for start, count in votes.most_common(_CANDIDATES) if count * 2 >= top_votes]
+    for start in candidates:
         low = max(0, start - slack)
         window = text_words[low:min(len(text_words), start + size + slack)]
         matcher = SequenceMatcher(None, excerpt_words, window, autojunk=False)
-        blocks = [block for block in matcher.get_matching_blocks() if block.size]
+        blocks = _trim_stray_edges([block for block in matcher.get_matching_blocks() if block.size])
         if not blocks:
             continue
         first, last = blocks[0].b, blocks[-1].b + blocks[-1].size

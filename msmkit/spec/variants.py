@@ -180,7 +180,7 @@ def rules_only(spec: ModelSpec) -> str:
 
 
 def general_guidance() -> str:
-    return resources.files("msmkit.spec").joinpath("data/general_guidance.md").read_text(encoding="utf-8")
+    return resources.files("msmkit.spec").joinpath("general_guidance.md").read_text(encoding="utf-8")
 
 
 def make_variant(spec: ModelSpec, kind: VariantKind | str, options: VariantOptions | None = None) -> Variant:
