@@ -1,0 +1,1 @@
+"""Dataset helpers: dedup, quality filters, token statistics, mixing."""
