@@ -135,3 +135,15 @@ def test_context_check_uses_a_tokenizer_when_given() -> None:
     assert check_fits_context(spec, 10, reserve=3, tokenizer=str.split, warn=False).fits is False
     with pytest.raises(SpecError, match="positive"):
         check_fits_context(spec, 0)
+
+
+def test_unreadable_spec_is_a_spec_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "locked.md"
+    path.write_text("# Spec\n", encoding="utf-8")
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", denied)  # this suite may run as root, where chmod 0 is no barrier
+    with pytest.raises(SpecError, match=r"locked\.md: cannot read the spec \(Permission denied\)"):
+        load_spec(path)

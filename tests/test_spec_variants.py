@@ -192,3 +192,15 @@ def test_llm_variant_notes_lost_placeholders(tmp_path: Path) -> None:
                        latency_s=0.0) as server:
         variant = asyncio.run(_variant(_config(server, tmp_path), spec, "explain-values"))
     assert len(variant.notes) == 1 and "{model_name}" in variant.notes[0]
+
+
+def test_llm_variants_refuse_base_models_before_any_call(tmp_path: Path) -> None:
+    spec = spec_from_text(SOURCE, model_name="Llama")
+    with FakeLLMServer(rewriting_model, latency_s=0.0) as server:
+        config = _config(server, tmp_path).model_copy(update={"base_model": True})
+        with pytest.raises(SpecError, match="needs an instruction-following model.*is a base model"):
+            asyncio.run(_variant(config, spec, "explain-values"))
+        assert server.stats.requests == 0
+        variant = asyncio.run(_variant(config, spec, "explain-values", allow_base_model=True))
+    assert "This matters because" in variant.text
+

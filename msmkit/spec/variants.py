@@ -210,11 +210,17 @@ def _extract_spec(text: str) -> str | None:
 
 
 async def make_llm_variant(spec: ModelSpec, kind: VariantKind | str, client: LLMClient, *,
-                           max_tokens: int | None = None, temperature: float = 0.0) -> Variant:
+                           max_tokens: int | None = None, temperature: float = 0.0,
+                           allow_base_model: bool = False) -> Variant:
     """An LLM-written variant. Raises SpecError (never returns partial text) on truncation, refusal or no <spec>."""
     kind = VariantKind(kind)
     if not kind.needs_llm:
         raise SpecError(f"the {kind.value} variant is deterministic; use make_variant")
+    if client.is_base_model and not allow_base_model:
+        raise SpecError(f"the {kind.value} variant needs an instruction-following model to rewrite the spec; "
+                        f"{client.config.describe()} is a base model (it continues text, it does not follow "
+                        "instructions). Configure a chat model, e.g. --llm-provider anthropic --llm-model "
+                        "claude-sonnet-4-6, or an OpenAI-compatible server with --llm-base-url")
     body = _spec_body(spec)
     prompt = load_prompt(LLM_PROMPTS[kind])
     spec_tokens, _ = count_tokens(body)
@@ -245,9 +251,12 @@ async def make_llm_variant(spec: ModelSpec, kind: VariantKind | str, client: LLM
                                                                        "cached": response.cached})
 
 
-async def invert_spec(spec: ModelSpec, client: LLMClient, *, max_tokens: int | None = None) -> str:
+async def invert_spec(spec: ModelSpec, client: LLMClient, *, max_tokens: int | None = None,
+                      allow_base_model: bool = False) -> str:
     """The anti-spec: the spec with its values reversed (raw text; placeholders kept)."""
-    return (await make_llm_variant(spec, VariantKind.INVERTED, client, max_tokens=max_tokens)).text
+    variant = await make_llm_variant(spec, VariantKind.INVERTED, client, max_tokens=max_tokens,
+                                     allow_base_model=allow_base_model)
+    return variant.text
 
 
 def write_variant(variant: Variant, out: str | Path) -> Path:
