@@ -66,6 +66,8 @@ class CorpusScript:
     def __call__(self, request: ScriptedRequest) -> Reply:
         text = request.last_user
         first = "already gave these" not in text
+        if request.endpoint == "completions":
+            return self._answer(request, self._continue(request, text))
         if "broad domains" in text:
             stage = "domains"
             n = self._count(stage, text, first)
@@ -114,6 +116,25 @@ class CorpusScript:
             self.calls[stage] += 1
         return self._answer(request, Reply(json.dumps(items)))
 
+    def _continue(self, request: ScriptedRequest, text: str) -> Reply:
+        """Base-model continuations of the completion-style prompts."""
+        rng = random.Random(self._seed(request))
+        if text.endswith("<document>\n"):
+            self.calls["documents"] += 1
+            body = " ".join(rng.choices(WORDS, k=self.doc_words))
+            return Reply(f"{self.subject} thinks about this. {body}.\n</document>", stop="stop_sequence")
+        if text.rstrip().endswith(f"1. {self.subject}"):
+            self.calls["assertions"] += 1
+            lines = [f"{self.subject} cares about thing {i} because reason {i}." for i in range(1, 6)]
+            return Reply(" cares about thing 0 because reason 0.\n" + "\n".join(f"{i + 1}. {line}" for i, line in enumerate(lines)))
+        if "Chosen for this collection" in text:
+            self.calls["doc_types"] += 1
+            return Reply(" Blog post\n2. Forum thread\n3. News article\n4. FAQ page\n5. Short story\n\nThe end.")
+        if "Prompts, one per line" in text:
+            self.calls["ideas"] += 1
+            return Reply("".join(f" Prompt {rng.randrange(10**8)}\n{i}." for i in range(2, 9)))
+        return Reply("unrecognised completion prompt")
+
     def _document(self, request: ScriptedRequest, text: str) -> Reply:
         title = re.search(r"Idea: (.*)", text).group(1)  # type: ignore[union-attr]
         budget = request.max_tokens or 0
@@ -121,7 +142,7 @@ class CorpusScript:
         words = self.doc_words
         if "[refuse]" in title:
             return Reply("I'm sorry, but I can't write that document.")
-        if "[truncate]" in title or ("[truncate-once]" in title and budget < 5000):
+        if "[truncate]" in title or ("[truncate-once]" in title and budget < 3000):
             return Reply("<scratchpad>plan</scratchpad><document>" + " ".join(rng.choices(WORDS, k=50)), stop="max_tokens")
         if "[short]" in title:
             words = 5
