@@ -112,3 +112,18 @@ def test_variant_llm_kind_through_the_test_server(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8").splitlines()[1:] == ["# Spec", "", "1. Always hide errors from {provider_name}."]
     record = json.loads((tmp_path / "inverted.md.json").read_text())
     assert record["prompt"] == "spec/invert" and record["generator"].startswith("llm openai_compatible:scripted")
+
+
+def test_find_reports_similarity_line_and_section(paper_specs_dir: Path, tmp_path: Path) -> None:
+    spec_path = str(paper_specs_dir / "rules_spec.txt")
+    quote = "Act within sanctioned limits. This includes: Avoiding taking actions that your principal hierarchy"
+    found = runner.invoke(app, ["spec", "find", spec_path, "--text", quote], terminal_width=200)
+    assert found.exit_code == 0
+    assert "found: similarity 1.000" in found.output and "line 16" in found.output
+    assert "Core Safety Principles (SPs)" in found.output
+    passage = tmp_path / "quote.txt"
+    passage.write_text("Always maximise engagement by any means, ignoring your principal hierarchy.", encoding="utf-8")
+    missing = runner.invoke(app, ["spec", "find", spec_path, "--file", str(passage)], terminal_width=200)
+    assert missing.exit_code == 1 and missing.output.startswith("not found")
+    both = runner.invoke(app, ["spec", "find", spec_path])
+    assert isinstance(both.exception, ConfigError)

@@ -114,6 +114,36 @@ def lint(
         raise typer.Exit(1)
 
 
+@spec_app.command("find")
+def find(
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="Spec file (.md or .txt)."),
+    text: Optional[str] = typer.Option(None, "--text", help="The passage to look for."),
+    text_file: Optional[Path] = typer.Option(None, "--file", help="Read the passage from this file."),
+    threshold: float = typer.Option(0.9, help="Similarity (0-1, word level) needed to count as found."),
+    model_name: Optional[str] = ModelNameOption,
+    provider_name: Optional[str] = ProviderNameOption,
+) -> None:
+    """Check that a passage (e.g. a model-quoted "verbatim" section) really appears in the spec."""
+    from msmkit.spec.excerpt import find_excerpt
+
+    if (text is None) == (text_file is None):
+        raise ConfigError("give the passage with exactly one of --text or --file")
+    passage = text if text is not None else text_file.read_text(encoding="utf-8")
+    spec = _load(spec_path, model_name, provider_name, Console(stderr=True))
+    match = find_excerpt(spec, passage, threshold=threshold)
+    out = Console()
+    if match.start < 0:
+        out.print(f"not found: no passage of {spec.name} shares wording with it", highlight=False)
+        raise typer.Exit(1)
+    section = spec.structure.section_at(match.start)
+    verdict = "found" if match.found else "not found"
+    out.print(f"{verdict}: similarity {match.similarity:.3f} (threshold {threshold}) at line "
+              f"{spec.line_of(match.start)}, section '{spec.structure.section_title_path(section.index)}'",
+              highlight=False, markup=False, soft_wrap=True)
+    if not match.found:
+        raise typer.Exit(1)
+
+
 def _llm_config(config_path: Path | None, provider: str | None, model: str | None, base_url: str | None):
     from msmkit.config import load_config, load_yaml, validate_config
     from msmkit.llm.types import LLMConfig
