@@ -26,7 +26,7 @@ def serve_fake(
     `base_url: http://127.0.0.1:PORT` (anthropic) and any API key. Prints `READY <url>` once listening.
     GET /_stats shows request counts; POST /_inject {"fault": "rate_limit", "times": 2} injects faults.
     """
-    from msmkit.testing.server import serve_forever
+    from msmkit.testing.fake_server import serve_forever
 
     serve_forever(port, latency, batch_delay, str(script) if script else None,
                   announce=lambda line: typer.echo(line))

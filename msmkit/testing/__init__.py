@@ -9,7 +9,7 @@
 
 from msmkit.testing.process import FakeServerProcess
 from msmkit.testing.responders import ScriptedResponder, default_responder, load_script
-from msmkit.testing.server import FakeLLMServer
+from msmkit.testing.fake_server import FakeLLMServer
 from msmkit.testing.types import Fault, Reply, ScriptedRequest, ServerStats
 
 __all__ = ["FakeLLMServer", "FakeServerProcess", "Fault", "Reply", "ScriptedRequest", "ScriptedResponder",

@@ -1,19 +1,10 @@
-"""FakeLLMServer: the test server on 127.0.0.1 in a background thread, and `python -m msmkit.testing.server`.
-
-    python -m msmkit.testing.server --port 0 [--latency 0.1] [--batch-delay 1.0] [--script rules.yaml]
-
-prints `READY http://127.0.0.1:PORT` once it listens, then serves until killed. Other processes read
-the counters at GET /_stats and inject faults with POST /_inject {"fault": "rate_limit", "times": 1,
-"retry_after": 0.2, "match": "regex", "status": 529}; POST /_reset zeroes the counters.
-"""
+"""FakeLLMServer: the test server on 127.0.0.1 in a background thread; `serve_forever` for the CLI."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 import socket
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -169,17 +160,6 @@ class FakeLLMServer:
         self._core.reset()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m msmkit.testing.server",
-                                     description="Fake OpenAI/Anthropic server for tests and offline dry runs.")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every generation request")
-    parser.add_argument("--batch-delay", type=float, default=1.0, help="seconds a batch stays in progress")
-    parser.add_argument("--script", help="YAML rules file (see msmkit.testing.responders)")
-    args = parser.parse_args(argv)
-    serve_forever(args.port, args.latency, args.batch_delay, args.script)
-
-
 def serve_forever(port: int, latency_s: float, batch_delay_s: float, script: str | None,
                   announce: Callable[[str], None] | None = None) -> None:
     """Serve on 127.0.0.1:port until SIGINT/SIGTERM, after printing `READY <url>`."""
@@ -202,6 +182,3 @@ def serve_forever(port: int, latency_s: float, batch_delay_s: float, script: str
 
     asyncio.run(run())
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,36 @@
+"""`python -m msmkit.testing.server`: the test server in its own process, for tests in other processes.
+
+    python -m msmkit.testing.server --port 0 [--latency 0.1] [--batch-delay 1.0] [--script rules.yaml]
+
+prints `READY http://127.0.0.1:PORT` once it listens, then serves until killed. Other processes read
+the counters at GET /_stats and inject faults with POST /_inject {"fault": "rate_limit", "times": 1,
+"retry_after": 0.2, "match": "regex", "status": 529}; POST /_reset zeroes the counters.
+FakeServerProcess (msmkit.testing.process) wraps all of this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from msmkit.errors import MsmError
+from msmkit.testing.fake_server import serve_forever
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m msmkit.testing.server",
+                                     description="Fake OpenAI/Anthropic server for tests and offline dry runs.")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every generation request")
+    parser.add_argument("--batch-delay", type=float, default=1.0, help="seconds a batch stays in progress")
+    parser.add_argument("--script", help="YAML rules file (see msmkit.testing.responders)")
+    args = parser.parse_args(argv)
+    try:
+        serve_forever(args.port, args.latency, args.batch_delay, args.script)
+    except MsmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
