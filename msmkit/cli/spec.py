@@ -25,9 +25,11 @@ ModelNameOption = typer.Option(None, "--model-name", help="Fills {model_name} (t
 ProviderNameOption = typer.Option(None, "--provider-name", help="Fills {provider_name}.")
 
 
-def _load(path: Path, model_name: str | None, provider_name: str | None, err: Console) -> ModelSpec:
+def _load(path: Path, model_name: str | None, provider_name: str | None, err: Console,
+          warn_unfilled: bool = True) -> ModelSpec:
     spec = load_spec(path, model_name=model_name, provider_name=provider_name, warn=False)
-    for message in spec.warnings:
+    shown = spec.warnings if warn_unfilled else spec.warnings[:len(spec.unknown_placeholders)]
+    for message in shown:
         err.print(f"[yellow]warning:[/] {message}", highlight=False, markup=True)
     return spec
 
@@ -188,7 +190,8 @@ def variant(
     except ValueError:
         raise ConfigError(f"--kind: unknown variant kind '{kind}'; choose one of "
                           f"{', '.join(k.value for k in VariantKind)}") from None
-    spec = _load(spec_path, model_name, provider_name, err)
+    # Variants are built from the raw text, so unfilled placeholders are expected here.
+    spec = _load(spec_path, model_name, provider_name, err, warn_unfilled=False)
     if variant_kind.needs_llm:
         from msmkit.llm.client import LLMClient
 

@@ -46,7 +46,7 @@ class ModelSpec(BaseModel):
     structure: SpecStructure
     unknown_placeholders: list[str] = Field(default_factory=list)
     unfilled_placeholders: list[str] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # unknown-placeholder messages first, then unfilled ones
     variant_header: str | None = None  # the msmkit-variant comment, when the file is a variant
 
     @property
@@ -74,7 +74,10 @@ def fill_placeholders(text: str, *, model_name: str | None, provider_name: str |
 def _placeholder_lines(text: str) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     for match in _PLACEHOLDER.finditer(text):
-        found.setdefault(match.group(1), []).append(text.count("\n", 0, match.start()) + 1)
+        lines = found.setdefault(match.group(1), [])
+        line = text.count("\n", 0, match.start()) + 1
+        if not lines or lines[-1] != line:
+            lines.append(line)
     return found
 
 
