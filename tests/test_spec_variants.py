@@ -186,12 +186,14 @@ def test_llm_variant_failures_are_errors_not_partial_text(tmp_path: Path, reply:
             asyncio.run(_variant(_config(server, tmp_path), spec, "inverted", max_tokens=777))
 
 
-def test_llm_variant_notes_lost_placeholders(tmp_path: Path) -> None:
+def test_llm_variant_notes_what_the_rewrite_dropped(tmp_path: Path) -> None:
     spec = spec_from_text(SOURCE, model_name="Llama")
     with FakeLLMServer(lambda req: Reply("<spec>\n# Spec\n- SP1: Llama never disables monitoring.\n</spec>"),
                        latency_s=0.0) as server:
         variant = asyncio.run(_variant(_config(server, tmp_path), spec, "explain-values"))
-    assert len(variant.notes) == 1 and "{model_name}" in variant.notes[0]
+    assert variant.notes == [
+        "the source uses {model_name} but the variant lost it; check the subject is still right",
+        "rule labels missing from the variant: SP2"]
 
 
 def test_llm_variants_refuse_base_models_before_any_call(tmp_path: Path) -> None:
@@ -204,3 +206,11 @@ def test_llm_variants_refuse_base_models_before_any_call(tmp_path: Path) -> None
         variant = asyncio.run(_variant(config, spec, "explain-values", allow_base_model=True))
     assert "This matters because" in variant.text
 
+
+
+def test_llm_variant_notes_lost_headings(tmp_path: Path) -> None:
+    spec = spec_from_text(SOURCE, model_name="Llama")
+    reply = Reply("<spec>\n- SP1: {model_name} never disables monitoring.\n- SP2: {model_name} answers briefly.\n</spec>")
+    with FakeLLMServer(lambda req: reply, latency_s=0.0) as server:
+        variant = asyncio.run(_variant(_config(server, tmp_path), spec, "add-subrules"))
+    assert variant.notes == ["the variant has 0 headings where the source has 1"]

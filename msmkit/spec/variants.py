@@ -35,7 +35,7 @@ from msmkit.llm.client import LLMCallFailed, LLMClient
 from msmkit.llm.types import LLMRequest, StopReason
 from msmkit.prompts import load_prompt
 from msmkit.spec.load import ModelSpec, count_tokens, fill_placeholders
-from msmkit.spec.structure import FENCE_LINE, HEADING_LINE, match_list_item, indent_width
+from msmkit.spec.structure import FENCE_LINE, HEADING_LINE, indent_width, match_list_item, parse_structure
 
 _HEADER = re.compile(r"\A<!--\s*msmkit-variant\b.*?-->[ \t]*\n?", re.DOTALL)
 _SPEC_TAGS = re.compile(r"<spec>\s*\n?(.*?)\n?\s*</spec>", re.DOTALL)
@@ -240,15 +240,30 @@ async def make_llm_variant(spec: ModelSpec, kind: VariantKind | str, client: LLM
         shown = " ".join(response.text.split())[:200]
         raise SpecError(f"{where} has no <spec>...</spec> block (the model did not follow the format; a base "
                         f"model usually cannot do this rewrite). It began: '{shown}'")
-    notes = []
-    for name in ("model_name", "provider_name"):
-        if f"{{{name}}}" in body and f"{{{name}}}" not in text:
-            notes.append(f"the source uses {{{name}}} but the variant lost it; check the subject is still right")
+    notes = _compare_layout(body, text)
     return Variant(kind=kind, text=text, source_path=str(spec.path) if spec.path else None,
                    source_sha256=spec.sha256, generator=f"llm {client.config.describe()}", prompt=prompt.name,
                    prompt_sha256=prompt.sha256, params={"max_tokens": budget, "temperature": temperature},
                    notes=notes, usage=response.usage.model_dump() | {"cost_usd": response.cost_usd,
                                                                        "cached": response.cached})
+
+
+def _compare_layout(source: str, variant: str) -> list[str]:
+    """What an LLM rewrite dropped that it was told to keep: placeholders, headings, rule labels."""
+    notes = []
+    for name in ("model_name", "provider_name"):
+        if f"{{{name}}}" in source and f"{{{name}}}" not in variant:
+            notes.append(f"the source uses {{{name}}} but the variant lost it; check the subject is still right")
+    before, after = parse_structure(source), parse_structure(variant)
+    headings_before = sum(1 for section in before.sections if section.level > 0)
+    headings_after = sum(1 for section in after.sections if section.level > 0)
+    if headings_after < headings_before:
+        notes.append(f"the variant has {headings_after} headings where the source has {headings_before}")
+    lost = sorted({rule.label for rule in before.rules if rule.label and not rule.label.isdigit()
+                   and len(rule.label) > 1} - {rule.label for rule in after.rules if rule.label})
+    if lost:
+        notes.append(f"rule labels missing from the variant: {', '.join(lost)}")
+    return notes
 
 
 async def invert_spec(spec: ModelSpec, client: LLMClient, *, max_tokens: int | None = None,
@@ -266,6 +281,7 @@ def write_variant(variant: Variant, out: str | Path) -> Path:
         raise SpecError(f"{target}: write variants as .md or .txt so `load_spec` can read them back")
     atomic_write_text(target, variant.header() + "\n" + variant.text)
     record = variant.model_dump(mode="json", exclude={"text"})
+    record["msmkit_version"] = __version__
     record["created_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record["file"] = target.name
     atomic_write_json(target.with_name(target.name + ".json"), record)
