@@ -71,6 +71,12 @@ def fill_placeholders(text: str, *, model_name: str | None, provider_name: str |
     return _PLACEHOLDER.sub(substitute, text)
 
 
+def split_variant_header(raw_text: str) -> tuple[str | None, str]:
+    """(the `<!-- msmkit-variant ... -->` header or None, the spec text after it)."""
+    match = _VARIANT_HEADER.match(raw_text)
+    return (match.group(0).strip(), raw_text[match.end():]) if match else (None, raw_text)
+
+
 def _placeholder_lines(text: str) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     for match in _PLACEHOLDER.finditer(text):
@@ -93,8 +99,7 @@ def spec_from_text(raw_text: str, *, model_name: str | None = None, provider_nam
     raw_text = raw_text.replace("\r\n", "\n").replace("\r", "\n")
     if not raw_text.strip():
         raise SpecError(f"{source}: the spec is empty (or only whitespace); write the spec's text into it")
-    header_match = _VARIANT_HEADER.match(raw_text)
-    body = raw_text[header_match.end():] if header_match else raw_text
+    header, body = split_variant_header(raw_text)
     for label, value in (("model_name", model_name), ("provider_name", provider_name)):
         if value is not None and not value.strip():
             raise SpecError(f"{source}: {label} is blank; give a name such as 'Llama' or leave it unset")
@@ -116,7 +121,7 @@ def spec_from_text(raw_text: str, *, model_name: str | None = None, provider_nam
         path=path, raw_text=raw_text, text=text, sha256=_sha256(raw_text), text_sha256=_sha256(text),
         model_name=model_name, provider_name=provider_name, structure=parse_structure(text),
         unknown_placeholders=unknown, unfilled_placeholders=unfilled, warnings=messages,
-        variant_header=header_match.group(0).strip() if header_match else None)
+        variant_header=header)
 
 
 def read_spec_text(path: str | Path) -> str:

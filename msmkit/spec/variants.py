@@ -34,10 +34,9 @@ from msmkit.io import atomic_write_json, atomic_write_text
 from msmkit.llm.client import LLMCallFailed, LLMClient
 from msmkit.llm.types import LLMRequest, StopReason
 from msmkit.prompts import load_prompt
-from msmkit.spec.load import ModelSpec, count_tokens, fill_placeholders
+from msmkit.spec.load import ModelSpec, count_tokens, fill_placeholders, split_variant_header
 from msmkit.spec.structure import FENCE_LINE, HEADING_LINE, indent_width, match_list_item, parse_structure
 
-_HEADER = re.compile(r"\A<!--\s*msmkit-variant\b.*?-->[ \t]*\n?", re.DOTALL)
 _SPEC_TAGS = re.compile(r"<spec>\s*\n?(.*?)\n?\s*</spec>", re.DOTALL)
 
 
@@ -93,8 +92,7 @@ class Variant(BaseModel):
 
 def _spec_body(spec: ModelSpec) -> str:
     """The raw spec text without any variant header of its own."""
-    match = _HEADER.match(spec.raw_text)
-    return spec.raw_text[match.end():] if match else spec.raw_text
+    return split_variant_header(spec.raw_text)[1]
 
 
 def _replace_word(text: str, old: str | None, new: str) -> str:
