@@ -18,6 +18,7 @@ from msmkit.spec.load import (
 from msmkit.spec.structure import SpecRule, SpecSection, SpecStructure, parse_structure
 
 __all__ = [
-    "ACCEPTED_SUFFIXES", "ContextFit", "ExcerptMatch", "Finding", "LintReport", "ModelSpec", "SpecRule", "SpecSection", "SpecStructure",
-    "SpecWarning", "check_fits_context", "find_excerpt", "lint_spec", "load_spec", "parse_structure", "spec_from_text",
+    "ACCEPTED_SUFFIXES", "ContextFit", "ExcerptMatch", "Finding", "LintReport", "ModelSpec", "SpecRule",
+    "SpecSection", "SpecStructure", "SpecWarning", "check_fits_context", "find_excerpt", "lint_spec", "load_spec",
+    "parse_structure", "spec_from_text",
 ]
