@@ -243,6 +243,8 @@ def test_bad_requests_get_the_providers_400_and_responder_errors_a_500() -> None
         assert missing.json()["error"] == {"type": "invalid_request_error", "message": "max_tokens: Field required (an integer)"}
         not_json = httpx.post(f"{server.openai_base_url}/chat/completions", content=b"{oops")
         assert not_json.status_code == 400 and not_json.json()["error"]["type"] == "invalid_request_error"
+        with pytest.raises(openai.BadRequestError, match="one choice per request"):
+            oai(server).chat.completions.create(model="m", n=2, messages=[{"role": "user", "content": "x"}])
         with pytest.raises(openai.InternalServerError, match="scripted bug"):
             oai(server).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         assert server.stats.responder_errors == 1 and server.stats.completions == 0

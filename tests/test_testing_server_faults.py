@@ -175,3 +175,16 @@ def test_faults_are_served_concurrently_with_latency() -> None:
         outcomes = asyncio.run(go())
     assert sum(isinstance(o, openai.InternalServerError) for o in outcomes) == 3
     assert server.stats.completions == 5 and server.stats.max_in_flight > 1
+
+
+def test_drop_during_a_stream_cuts_it_after_the_first_event(server) -> None:
+    server.inject(Fault.DROP, times=2)
+    with pytest.raises(openai.APIConnectionError):
+        list(oai(server).chat.completions.create(stream=True, **ASK))
+    # The anthropic SDK lets the transport error through unwrapped once the stream has begun: clients
+    # must treat it as transient too.
+    with pytest.raises(Exception) as caught:
+        with claude(server).messages.stream(**ASK_CLAUDE) as stream:
+            stream.get_final_message()
+    assert type(caught.value).__name__ == "RemoteProtocolError" and "incomplete chunked read" in str(caught.value)
+    assert server.stats.faults[Fault.DROP] == 2 and server.stats.completions == 0

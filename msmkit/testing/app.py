@@ -142,7 +142,7 @@ class FakeLLMCore:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         if fault in TRANSPORT_FAULTS:
-            return await self._transport_fault(http, api, rule)  # type: ignore[arg-type]
+            return await self._transport_fault(http, api, rule, request)  # type: ignore[arg-type]
         try:
             done = await self._complete(request, fault)
         except ResponderFailed as exc:
@@ -218,7 +218,8 @@ class FakeLLMCore:
                             "x-ratelimit-reset-requests": f"{rule.retry_after}s"})
         return self._error(api, 429, "Rate limit exceeded (injected by the msmkit test server)", headers)
 
-    async def _transport_fault(self, http: web.Request, api: str, rule: InjectedFault) -> web.StreamResponse:
+    async def _transport_fault(self, http: web.Request, api: str, rule: InjectedFault, request: ScriptedRequest
+                               ) -> web.StreamResponse:
         if rule.kind is Fault.SERVER_ERROR:
             status = rule.status or 500
             message = "Overloaded" if status == 529 else "The server had an error (injected by the msmkit test server)"
@@ -229,14 +230,28 @@ class FakeLLMCore:
             if http.transport is not None:
                 http.transport.abort()
             return web.Response(status=503)
-        # DROP: promise a body, send a fragment, cut the connection.
-        response = web.StreamResponse(headers={"content-type": "application/json"})
-        response.content_length = 4096
-        await response.prepare(http)
-        await response.write(b'{"id": "dropped-')
+        # DROP: start the answer (a JSON fragment, or the first SSE event of a stream), then cut the connection.
+        if request.stream:
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(http)
+            await response.write(self._first_stream_event(request))
+        else:
+            response = web.StreamResponse(headers={"content-type": "application/json"})
+            response.content_length = 4096
+            await response.prepare(http)
+            await response.write(b'{"id": "dropped-')
         if http.transport is not None:
             http.transport.abort()
         return response
+
+    @staticmethod
+    def _first_stream_event(request: ScriptedRequest) -> bytes:
+        placeholder = Completion("", "end", None, 0, 0)
+        if request.api == "anthropic":
+            return next(wire_anthropic.message_stream(request, placeholder, 0, 0))
+        if request.endpoint == "chat":
+            return next(wire_openai.chat_stream(request, placeholder, 0))
+        return b""
 
     # ---- batches ------------------------------------------------------------------------------
     async def _answer_batch_item(self, api: str, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

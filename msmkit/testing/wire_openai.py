@@ -36,7 +36,13 @@ def stop_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
+def one_choice(body: dict[str, Any]) -> None:
+    if body.get("n") not in (None, 1):
+        raise BadRequest("n: the test server answers one choice per request; send n separate requests")
+
+
 def parse_chat(body: dict[str, Any]) -> ScriptedRequest:
+    one_choice(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' must be a non-empty list")
@@ -60,6 +66,7 @@ def parse_chat(body: dict[str, Any]) -> ScriptedRequest:
 
 
 def parse_legacy(body: dict[str, Any]) -> ScriptedRequest:
+    one_choice(body)
     prompt = body.get("prompt")
     if isinstance(prompt, list):
         if len(prompt) != 1 or not isinstance(prompt[0], str):
