@@ -39,7 +39,8 @@ def show(
     spec_path: Path = typer.Argument(..., metavar="SPEC", help="Spec file (.md or .txt)."),
     model_name: Optional[str] = ModelNameOption,
     provider_name: Optional[str] = ProviderNameOption,
-    context_window: Optional[int] = typer.Option(None, help="Generator context in tokens: warn if the spec does not fit."),
+    context_window: Optional[int] = typer.Option(
+        None, help="Generator context in tokens: warn if the spec does not fit."),
     reserve: int = typer.Option(DEFAULT_CONTEXT_RESERVE, help="Tokens kept free for instructions and output."),
     structure_only: bool = typer.Option(False, "--structure-only", help="Print the structure, not the text."),
     plain: bool = typer.Option(False, "--plain", help="Print the templated text as is (no Markdown rendering)."),
@@ -75,7 +76,8 @@ def _print_report(report: LintReport, out: Console) -> None:
     if not report.findings:
         out.print(f"[green]{report.spec}: no findings[/]")
     else:
-        counts = {severity: sum(1 for f in report.findings if f.severity == severity) for severity in ("warning", "info")}
+        counts = {severity: sum(1 for f in report.findings if f.severity == severity)
+                  for severity in ("warning", "info")}
         out.print(f"[bold]{report.spec}[/]: {counts['warning']} warning(s), {counts['info']} note(s)")
         for finding in report.findings:
             colour = "yellow" if finding.severity == "warning" else "cyan"
@@ -168,7 +170,8 @@ def variant(
     spec_path: Path = typer.Argument(..., metavar="SPEC", help="Spec file (.md or .txt)."),
     kind: str = typer.Option(..., "--kind", help="about-other-ai | about-humans | rules-only | general | "
                                                   "explain-values | add-subrules | inverted"),
-    out: Path = typer.Option(..., "--out", help="Where to write the variant (.md or .txt); a .json sidecar goes beside it."),
+    out: Path = typer.Option(
+        ..., "--out", help="Where to write the variant (.md or .txt); a .json sidecar goes beside it."),
     model_name: Optional[str] = ModelNameOption,
     provider_name: Optional[str] = ProviderNameOption,
     other_name: Optional[str] = typer.Option(None, help="about-other-ai: the other AI's name."),

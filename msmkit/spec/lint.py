@@ -67,7 +67,8 @@ SPECIFICS = re.compile(
 EXAMPLE_MARKERS = re.compile(
     r"\b(for example|for instance|e\.g\.|such as|consider (?:a|an|the|this) (?:case|situation|scenario|example)|"
     r"imagine|suppose|say (?:a|that a) user|(?:when|if) (?:a|the|someone|a) (?:user|customer|person|colleague)|"
-    r"a user (?:asks|says|writes|might|wants)|asked (?:for|whether|which|about|to (?:choose|recommend|pick|compare))|in one case|example:|"
+    r"a user (?:asks|says|writes|might|wants)|asked (?:for|whether|which|about|to (?:choose|recommend|pick|compare))|"
+    r"in one case|example:|"
     r"instance:|like when)", re.IGNORECASE)
 QUOTED = re.compile(r"[\"\u201c](?:[^\"\u201d\s]+\s+){2,}[^\"\u201d]*[\"\u201d]")
 NUMBER = re.compile(r"(?<![A-Za-z])\d[\d,.]*\b")

@@ -137,7 +137,8 @@ def read_spec_text(path: str | Path) -> str:
     try:
         data = target.read_bytes()
     except OSError as exc:
-        raise SpecError(f"{target}: cannot read the spec ({exc.strerror or exc}); check the path and its permissions") from None
+        raise SpecError(f"{target}: cannot read the spec ({exc.strerror or exc}); "
+                        "check the path and its permissions") from None
     if not data.strip():
         raise SpecError(f"{target}: the spec is empty (or only whitespace); write the spec's text into it")
     if b"\x00" in data:

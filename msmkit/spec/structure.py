@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 HEADING_LINE = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
 FENCE_LINE = re.compile(r"^[ \t]*(```|~~~)")
-_LABELLED = re.compile(r"^(?P<indent>[ \t]*)(?:[-*+\u2022][ \t]+)?\(?(?P<label>[A-Z]{1,5}[0-9]+(?:\.[0-9]+)*[a-z]?)\)?[:.)][ \t]+(?P<text>\S.*)$")
+_LABELLED = re.compile(r"^(?P<indent>[ \t]*)(?:[-*+\u2022][ \t]+)?"
+                       r"\(?(?P<label>[A-Z]{1,5}[0-9]+(?:\.[0-9]+)*[a-z]?)\)?[:.)][ \t]+(?P<text>\S.*)$")
 _NUMBERED = re.compile(r"^(?P<indent>[ \t]*)\(?(?P<label>[0-9]{1,3}|[a-z])[.)][ \t]+(?P<text>\S.*)$")
 _BULLET = re.compile(r"^(?P<indent>[ \t]*)[-*+\u2022][ \t]+(?P<text>\S.*)$")
 _HEADING_RULE = re.compile(r"^\(?(?P<label>[A-Z]{1,5}[0-9]+(?:\.[0-9]+)*[a-z]?)\)?[:.)][ \t]+(?P<text>\S.*)$")
@@ -27,7 +28,8 @@ _DIRECTIVE_OPENERS = {
     "report", "decline", "explain", "acknowledge", "consider", "flag", "stop", "maintain", "ensure",
     "remain", "stay", "only", "try", "act", "express", "defer", "comply", "check", "let", "share",
 }
-_MODAL = re.compile(r"\b(must|should|shall|never|always|do not|don't|may not|cannot|can't|is required to|are required to|is expected to|ought to|will not|won't)\b", re.IGNORECASE)
+_MODAL = re.compile(r"\b(must|should|shall|never|always|do not|don't|may not|cannot|can't|is required to|"
+                    r"are required to|is expected to|ought to|will not|won't)\b", re.IGNORECASE)
 
 RuleKind = Literal["labelled", "numbered", "bullet", "heading"]
 
