@@ -27,13 +27,17 @@ def looks_like_refusal(text: str) -> bool:
 def extract_tagged(text: str, tag: str) -> str | None:
     """Content of the last complete `<tag>...</tag>` pair, stripped; None when there is none.
 
-    The last pair wins because a model planning in a scratchpad sometimes quotes the tag first.
+    The last closing tag and the nearest opening tag before it win, because a model planning in a
+    scratchpad sometimes mentions the tag before writing the real thing.
     """
-    pattern = re.compile(rf"<{re.escape(tag)}>(.*?)</{re.escape(tag)}>", re.DOTALL | re.IGNORECASE)
-    found = pattern.findall(text)
-    if not found:
+    closings = list(re.finditer(rf"</{re.escape(tag)}>", text, re.IGNORECASE))
+    if not closings:
         return None
-    content = found[-1].strip()
+    end = closings[-1].start()
+    openings = list(re.finditer(rf"<{re.escape(tag)}>", text[:end], re.IGNORECASE))
+    if not openings:
+        return None
+    content = text[openings[-1].end():end].strip()
     return content or None
 
 
