@@ -67,8 +67,10 @@ class AnthropicBackend:
         api_key = get_secret(key_env)
         if api_key is None:
             raise PermanentLLMError(f"no API key: set the environment variable {key_env}")
+        # aiohttp transport: httpx's connection pool costs O(connections) CPU per request at high concurrency.
         self.client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=config.base_url, timeout=config.timeout_s, max_retries=0
+            api_key=api_key, base_url=config.base_url, timeout=config.timeout_s, max_retries=0,
+            http_client=anthropic.DefaultAioHttpClient(timeout=config.timeout_s),
         )
 
     async def complete(self, request: LLMRequest) -> RawCompletion:
@@ -77,11 +79,12 @@ class AnthropicBackend:
             if request.max_tokens > STREAM_ABOVE_MAX_TOKENS:
                 async with self.client.messages.stream(**body) as stream:
                     message = await stream.get_final_message()
-            else:
-                message = await self.client.messages.create(**body)
+                return parse_message(message.model_dump(), self.model)
+            # Raw `post` skips the SDK's per-call type transforms (see the OpenAI backend).
+            data = await self.client.post("/v1/messages", body=body, cast_to=object)
         except anthropic.AnthropicError as exc:
             raise map_sdk_error(exc, anthropic) from exc
-        return parse_message(message.model_dump(), self.model)
+        return parse_message(data, self.model)
 
     async def aclose(self) -> None:
         await self.client.close()
