@@ -1,0 +1,66 @@
+"""Conversation cells: (domain, question kind) pairs. Domains come from the LLM, the spec's headings,
+or, in value-free mode, the preference pairs (no spec text involved)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from msmkit.errors import DataError
+from msmkit.generate.aft.context import AftContext
+from msmkit.generate.aft.preferences import PreferenceSheet
+from msmkit.generate.aft.records import Cell, Domain, make_id
+
+
+class DomainAnswer(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+
+
+_DOMAINS = TypeAdapter(list[DomainAnswer])
+
+
+def _cells(domains: list[Domain], kinds: list[str], pairs: dict[str, object] | None = None) -> list[Cell]:
+    # Kind-major order, so a short run still covers every domain with the first kind, then the next.
+    return [Cell(id=make_id(domain.id, kind), domain=domain, kind=kind,
+                 pair=(pairs or {}).get(domain.id))  # type: ignore[arg-type]
+            for kind in kinds for domain in domains]
+
+
+def preference_cells(sheet: PreferenceSheet, kinds: list[str]) -> list[Cell]:
+    domains = [Domain(id=make_id("pair", pair.id), name=pair.context or f"{pair.preferred} or {pair.dispreferred}")
+               for pair in sheet.pairs]
+    return _cells(domains, kinds, {domain.id: pair for domain, pair in zip(domains, sheet.pairs)})
+
+
+def heading_cells(ctx: AftContext) -> list[Cell]:
+    sections = [s for s in ctx.spec.structure.sections if s.level >= 1 and s.body.strip()]
+    if not sections:
+        raise DataError(f"{ctx.spec.name}: domains_from is 'headings' but the spec has no headed sections with "
+                        "text; use domains_from: llm (needs an instruction-tuned generator)")
+    domains = [Domain(id=make_id("heading", s.index, s.title), name=s.title,
+                      description=" ".join(s.body.split())[:300]) for s in sections]
+    return _cells(domains, ctx.config.counts.question_kinds)
+
+
+async def llm_cells(ctx: AftContext) -> list[Cell]:
+    log = ctx.log("domains")
+    task = "domains"
+    record = ctx.stored("domains", task)
+    if record is None:
+        ctx.counters["domains"].requests += 1
+        result = await ctx.stage_client("domains").complete_json(ctx.prompts.domains(ctx.config.counts.domains), _DOMAINS)
+        if not result.ok:
+            ctx.counters["domains"].failed += 1
+            raise DataError(f"{ctx.spec.name}: the generator gave no usable list of conversation domains "
+                            f"({result.error}); rerun to ask again, or set domains_from: headings")
+        record = {"task": task, "answered": True, "items": [d.model_dump() for d in result.value]}
+        log.append(record)
+    seen: set[str] = set()
+    domains = []
+    for position, item in enumerate(record["items"][:ctx.config.counts.domains]):
+        key = item["name"].strip().casefold()
+        if key not in seen:
+            seen.add(key)
+            domains.append(Domain(id=make_id("domain", position, key), name=item["name"].strip(),
+                                  description=item.get("description", "")))
+    return _cells(domains, ctx.config.counts.question_kinds)

@@ -1,0 +1,130 @@
+"""User questions: asked cell by cell in a fixed global order, parsed, and semantically deduplicated.
+
+Question request k goes to cell k mod |cells| with its own sample index, and is logged under a task id
+naming k and the cell, so a rerun replays the same requests from the log in the same order and the
+dedup (keep-first) rebuilds the same pool. Unanswered unique questions stay in the pool for later rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from msmkit.data.dedup import EmbeddingIndex, embed
+from msmkit.generate.aft.context import AftContext
+from msmkit.generate.aft.records import Cell, Question, make_id
+from msmkit.generate.corpus.parsing import parse_line_list
+
+_QUESTIONS = TypeAdapter(list[str])
+MIN_QUESTION_CHARS, MAX_QUESTION_CHARS = 8, 2000
+
+
+class QuestionPool:
+    def __init__(self, ctx: AftContext, cells: list[Cell]) -> None:
+        self.ctx = ctx
+        self.cells = cells
+        self.next_request = 0
+        self.unique: list[Question] = []
+        self.taken = 0  # unique questions handed out for answering so far
+        self.duplicates: list[dict[str, Any]] = []
+        self.raw_questions = 0
+        self.rejected_questions = 0  # too short/long or unparseable lines
+        self.unusable_requests = 0  # answered without a usable list (bad JSON after a re-ask, refusal)
+        settings = ctx.config.dedup
+        self._index = EmbeddingIndex(settings.threshold) if settings.enabled else None
+
+    @property
+    def available(self) -> int:
+        return len(self.unique) - self.taken
+
+    def take(self, count: int) -> list[Question]:
+        chosen = self.unique[self.taken:self.taken + count]
+        self.taken += len(chosen)
+        return chosen
+
+    async def grow(self, wanted: int) -> None:
+        """Ask enough question requests to add about `wanted` raw questions, then dedup them in order."""
+        per_request = self.ctx.config.counts.questions_per_request
+        requests = list(range(self.next_request, self.next_request + max(1, math.ceil(wanted / per_request))))
+        self.next_request = requests[-1] + 1
+        pending = [k for k in requests if self.ctx.log("questions").get(self._task(k)) is None]
+        await self.ctx.prefetch("questions", [self._request(k) for k in pending])
+        records = await asyncio.gather(*(self._answer(k) for k in requests))
+        fresh: list[Question] = []
+        for k, record in zip(requests, records):
+            fresh.extend(self._parse(k, record))
+        await self._dedup(fresh)
+
+    def _cell(self, k: int) -> Cell:
+        return self.cells[k % len(self.cells)]
+
+    def _task(self, k: int) -> str:
+        return f"{k}:{self._cell(k).id}"
+
+    def _request(self, k: int):  # noqa: ANN202
+        batch = k // len(self.cells)
+        return self.ctx.prompts.questions(self._cell(k), self.ctx.config.counts.questions_per_request,
+                                          self.ctx.config.seed * 100_000 + batch, batch + 1)
+
+    async def _answer(self, k: int) -> dict[str, Any] | None:
+        ctx = self.ctx
+        task = self._task(k)
+        stored = ctx.stored("questions", task)
+        if stored is not None:
+            return stored
+        request = self._request(k)
+        if ctx.prompts.base_model:
+            response = await ctx.ask("questions", request)
+            if response is None:
+                return None
+            items = parse_line_list("1. " + response.text.lstrip(), ctx.config.counts.questions_per_request)
+            record = {"task": task, "answered": True, "items": items, "error": None}
+        else:
+            ctx.counters["questions"].requests += 1
+            result = await ctx.stage_client("questions").complete_json(request, _QUESTIONS)
+            if not result.responses:
+                ctx.counters["questions"].failed += 1
+                ctx.run.log(f"aft/questions {task}: {result.error}")
+                return None
+            record = {"task": task, "answered": True, "items": list(result.value) if result.ok else [],
+                      "error": result.error}
+        ctx.log("questions").append(record)
+        return record
+
+    def _parse(self, k: int, record: dict[str, Any] | None) -> list[Question]:
+        if record is None:
+            return []
+        if not record["items"]:
+            self.unusable_requests += 1
+        cell = self._cell(k)
+        questions = []
+        for position, raw in enumerate(record["items"][:self.ctx.config.counts.questions_per_request]):
+            text = raw.strip()
+            self.raw_questions += 1
+            if not MIN_QUESTION_CHARS <= len(text) <= MAX_QUESTION_CHARS:
+                self.rejected_questions += 1
+                continue
+            questions.append(Question(id=make_id("question", cell.id, k, position), cell_id=cell.id,
+                                      domain=cell.domain.name, kind=cell.kind, text=text, request=k,
+                                      pair_id=cell.pair.id if cell.pair else None))
+        return questions
+
+    async def _dedup(self, fresh: list[Question]) -> None:
+        if self._index is None or not fresh:
+            self.unique.extend(fresh)
+            return
+        index = self._index
+        texts = [question.text for question in fresh]
+        model = await asyncio.to_thread(lambda: index.model)  # loads the embedder once, off the event loop
+        vectors = await asyncio.to_thread(embed, texts, model, batch_size=index.batch_size)
+        duplicates = index.check_and_add_many([q.id for q in fresh], texts, vectors)
+        for position, question in enumerate(fresh):
+            if position in duplicates:
+                of, similarity = duplicates[position]
+                self.duplicates.append({"question_id": question.id, "text": question.text, "duplicate_of": of,
+                                        "similarity": round(similarity, 4)})
+            else:
+                self.unique.append(question)
