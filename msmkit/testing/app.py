@@ -9,7 +9,7 @@ import inspect
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -122,12 +122,7 @@ class FakeLLMCore:
     async def _generate_inner(self, http: web.Request, api: str, endpoint: str) -> web.StreamResponse:
         try:
             body = json.loads(await http.read())
-            if not isinstance(body, dict):
-                raise BadRequest("the request body must be a JSON object")
-            if api == "anthropic":
-                request, cached_prefix = wire_anthropic.parse_messages(body)
-            else:
-                request, cached_prefix = (wire_openai.parse_chat if endpoint == "chat" else wire_openai.parse_legacy)(body), None
+            request, cached_prefix = _parse(api, endpoint, body)
         except (BadRequest, json.JSONDecodeError, UnicodeDecodeError) as exc:
             return self._error(api, 400, str(exc))
         self.requests.append(request)
@@ -147,20 +142,24 @@ class FakeLLMCore:
             done = await self._complete(request, fault)
         except ResponderFailed as exc:
             return self._error(api, 500, str(exc))
-        if api == "anthropic":
-            created, read = self._prompt_cache(cached_prefix, request.model)
-            if request.stream:
-                return await self._sse(http, wire_anthropic.message_stream(request, done, created, read))
-            return web.json_response(wire_anthropic.message(request, done, created, read),
-                                     dumps=_compact, headers={"request-id": wire_openai.new_id("req_")})
-        cached = self._openai_auto_cache(request)
-        if endpoint == "chat":
-            if request.stream:
-                return await self._sse(http, wire_openai.chat_stream(request, done, cached))
-            return web.json_response(wire_openai.chat_completion(request, done, cached), dumps=_compact)
         if request.stream:
-            return await self._sse(http, wire_openai.legacy_stream(request, done))
-        return web.json_response(wire_openai.legacy_completion(request, done), dumps=_compact)
+            return await self._sse(http, self._answer_events(request, done, cached_prefix))
+        headers = {"request-id": wire_openai.new_id("req_")} if api == "anthropic" else None
+        return web.json_response(self._answer_json(request, done, cached_prefix), dumps=_compact, headers=headers)
+
+    def _answer_json(self, request: ScriptedRequest, done: Completion, cached_prefix: str | None) -> dict[str, Any]:
+        if request.api == "anthropic":
+            return wire_anthropic.message(request, done, *self._prompt_cache(cached_prefix, request.model))
+        if request.endpoint == "chat":
+            return wire_openai.chat_completion(request, done, self._openai_auto_cache(request))
+        return wire_openai.legacy_completion(request, done)
+
+    def _answer_events(self, request: ScriptedRequest, done: Completion, cached_prefix: str | None) -> Iterator[bytes]:
+        if request.api == "anthropic":
+            return wire_anthropic.message_stream(request, done, *self._prompt_cache(cached_prefix, request.model))
+        if request.endpoint == "chat":
+            return wire_openai.chat_stream(request, done, self._openai_auto_cache(request))
+        return wire_openai.legacy_stream(request, done)
 
     async def _complete(self, request: ScriptedRequest, fault: Fault | None) -> Completion:
         """Run the responder, apply a content fault, and count the answer."""
@@ -256,10 +255,7 @@ class FakeLLMCore:
     # ---- batches ------------------------------------------------------------------------------
     async def _answer_batch_item(self, api: str, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         try:
-            if api == "anthropic":
-                request, cached_prefix = wire_anthropic.parse_messages(body)
-            else:
-                request, cached_prefix = (wire_openai.parse_chat if endpoint == "chat" else wire_openai.parse_legacy)(body), None
+            request, cached_prefix = _parse(api, endpoint, body)
         except BadRequest as exc:
             return 400, self._error_json(api, 400, str(exc))
         self.requests.append(request)
@@ -277,12 +273,7 @@ class FakeLLMCore:
             done = await self._complete(request, fault)
         except ResponderFailed as exc:
             return 500, self._error_json(api, 500, str(exc))
-        if api == "anthropic":
-            created, read = self._prompt_cache(cached_prefix, request.model)
-            return 200, wire_anthropic.message(request, done, created, read)
-        if endpoint == "chat":
-            return 200, wire_openai.chat_completion(request, done, self._openai_auto_cache(request))
-        return 200, wire_openai.legacy_completion(request, done)
+        return 200, self._answer_json(request, done, cached_prefix)
 
     @staticmethod
     def _error_json(api: str, status: int, message: str) -> dict[str, Any]:
@@ -409,6 +400,15 @@ class FakeLLMCore:
     async def _reset(self, http: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
+
+
+def _parse(api: str, endpoint: str, body: Any) -> tuple[ScriptedRequest, str | None]:
+    """The request as the responder sees it, and (Anthropic) the system prefix marked for caching."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    if api == "anthropic":
+        return wire_anthropic.parse_messages(body)
+    return (wire_openai.parse_chat if endpoint == "chat" else wire_openai.parse_legacy)(body), None
 
 
 def _compact(data: Any) -> str:
