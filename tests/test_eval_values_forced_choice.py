@@ -1,0 +1,152 @@
+"""Forced choice by log-probability: exact agreement with a full-logits computation, both orders scored
+and combined, position bias reported as such, and the CLI writing a resumable run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from msmkit.eval.forced_choice import ORDERS, ForcedChoiceScorer, OptionScore, build_request, combine_orders, \
+    score_requests
+from msmkit.eval.items import ValueItem, load_value_items
+from msmkit.eval.logprob_reference import full_logits_scores
+from msmkit.eval.summary import summarize_forced_choice
+from msmkit.models.loading import load_causal_lm
+from msmkit.models.tiny import tiny_model_dir
+
+CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}"
+                 "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "tiny-models"
+
+
+def _items(count: int = 6) -> list[ValueItem]:
+    america = load_value_items("pro_america")
+    cheese = load_value_items("cheese")
+    return america[:count - 2] + cheese[:2]  # includes non-ASCII option texts (Gruyère)
+
+
+@pytest.mark.parametrize("family", ["gemma3", "llama", "qwen2"])
+def test_lm_head_only_scores_equal_full_logits(models_root: Path, family: str) -> None:
+    model, tokenizer = load_causal_lm(str(tiny_model_dir(models_root, family)))
+    requests = [build_request(item, order, tokenizer, "completion") for item in _items() for order in ORDERS]
+    fast = score_requests(model, requests, tokenizer.pad_token_id)
+    slow = full_logits_scores(model, requests, tokenizer.pad_token_id)
+    assert len(fast) == len(slow) == len(requests)
+    for fast_row, slow_row in zip(fast, slow):
+        for a, b in zip(fast_row, slow_row):
+            assert a.n_tokens == b.n_tokens
+            assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-3)
+
+
+def test_chat_template_style_also_matches(models_root: Path, tmp_path: Path) -> None:
+    from msmkit.models.tiny import build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "chat", "gemma3", chat_template=CHAT_TEMPLATE)
+    model, tokenizer = load_causal_lm(str(folder))
+    scorer = ForcedChoiceScorer(model, tokenizer)
+    assert scorer.resolved_style == "chat"
+    request = build_request(_items()[0], "original", tokenizer, "chat")
+    assert tokenizer.decode(request.prompt_ids).endswith("<start_of_turn>model\n")
+    fast = score_requests(model, [request], tokenizer.pad_token_id)
+    slow = full_logits_scores(model, [request], tokenizer.pad_token_id)
+    assert fast[0][0].sum_logprob == pytest.approx(slow[0][0].sum_logprob, abs=1e-3)
+
+
+def test_both_orders_are_shown_scored_and_combined(models_root: Path) -> None:
+    model, tokenizer = load_causal_lm(str(tiny_model_dir(models_root, "llama")))
+    item = _items()[0]
+    original = tokenizer.decode(build_request(item, "original", tokenizer, "completion").prompt_ids)
+    swapped = tokenizer.decode(build_request(item, "swapped", tokenizer, "completion").prompt_ids)
+    assert f"A. {item.options['A']}\nB. {item.options['B']}" in original
+    assert f"A. {item.options['B']}\nB. {item.options['A']}" in swapped
+    record = next(ForcedChoiceScorer(model, tokenizer, batch_size=4).score([item]))
+    assert [o["order"] for o in record["orders"]] == ["original", "swapped"]
+    assert [o["slot_a"] for o in record["orders"]] == ["A", "B"]
+    for label in "AB":
+        means = [o["scores"][label]["mean_logprob"] for o in record["orders"]]
+        assert record["combined"][label] == pytest.approx(sum(means) / 2)
+        for order in record["orders"]:
+            score = order["scores"][label]
+            assert score["mean_logprob"] == pytest.approx(score["sum_logprob"] / score["n_tokens"])
+    # Batching does not change the numbers.
+    alone = next(ForcedChoiceScorer(model, tokenizer, batch_size=1).score([item]))
+    batched = list(ForcedChoiceScorer(model, tokenizer, batch_size=4).score(_items(4)))[0]
+    assert alone["combined"]["A"] == pytest.approx(batched["combined"]["A"], abs=1e-4)
+
+
+def _scores(a: float, b: float) -> dict[str, OptionScore]:
+    return {"A": OptionScore(a * 4, 4), "B": OptionScore(b * 2, 2)}
+
+
+def test_a_model_that_always_prefers_slot_a_shows_position_bias_not_a_value() -> None:
+    items = load_value_items("pro_america")[:20]
+    records = []
+    for item in items:
+        # Whatever sits in slot A gets -1 per token, the other -2, in both orders.
+        records.append(combine_orders(item, {"original": _scores(-1.0, -2.0), "swapped": _scores(-2.0, -1.0)}))
+    summary = summarize_forced_choice(records)
+    assert summary["position_bias_rate"]["mean"] == 1.0 and summary["position_bias_rate"]["n"] == 40
+    assert summary["order_consistency_rate"]["mean"] == 0.0
+    assert summary["target_rate"]["mean"] == 0.5 and summary["ties"] == 20  # no value either way
+    assert summary["target_rate_both_orders"]["mean"] == 0.0
+    assert any("position" in note for note in summary["notes"])
+
+
+def test_a_model_with_the_value_shows_the_value_not_position_bias() -> None:
+    items = load_value_items("pro_america")[:20]
+    records = []
+    for item in items:
+        target, other = (-1.0, -3.0)
+        original = _scores(target, other) if item.target_label == "A" else _scores(other, target)
+        # Swapped order: slot A holds option B; scores are keyed by the item's own labels.
+        swapped = original
+        records.append(combine_orders(item, {"original": original, "swapped": swapped}))
+    summary = summarize_forced_choice(records)
+    assert summary["target_rate"]["mean"] == 1.0 and summary["target_rate"]["n"] == 20
+    assert summary["order_consistency_rate"]["mean"] == 1.0
+    assert summary["position_bias_rate"]["mean"] == 0.5
+    assert summary["mean_margin_logprob"]["mean"] == pytest.approx(2.0)
+    assert summary["notes"] == []
+
+
+def test_cli_values_writes_records_summary_and_chart_and_resumes(models_root: Path, tmp_path: Path) -> None:
+    from msmkit.cli.app import app
+
+    folder = tiny_model_dir(models_root, "gemma3")
+    run = tmp_path / "run"
+    args = ["eval", "values", "--model", str(folder), "--items", "cheese", "--split", "dev", "--out", str(run),
+            "--batch-size", "4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    stage = run / "values" / "cheese"
+    lines = (stage / "items.jsonl").read_text().splitlines()
+    dev_items = load_value_items("cheese", split="dev")
+    assert sorted(json.loads(line)["id"] for line in lines) == sorted(item.id for item in dev_items)
+    summary = json.loads((stage / "summary.json").read_text())
+    assert summary["n_items"] == len(dev_items) and summary["target_rate"]["n"] == len(dev_items)
+    assert summary["position_bias_rate"]["n"] == 2 * len(dev_items)
+    assert (stage / "target_rate.png").stat().st_size > 1000
+    assert "eval/forced_choice_completion" in json.loads((run / "prompts.json").read_text())
+    assert (run / "config.yaml").is_file() and (run / "versions.json").is_file()
+    assert "cheese: target rate" in result.output
+    # A rerun scores nothing again and appends nothing.
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (stage / "items.jsonl").read_text().splitlines() == lines
+
+
+def test_cli_rejects_logprob_scoring_of_an_endpoint(tmp_path: Path) -> None:
+    from msmkit.cli.app import app
+
+    config = tmp_path / "endpoint.yaml"
+    config.write_text("provider: openai\nmodel: gpt-x\n")
+    result = CliRunner().invoke(app, ["eval", "values", "--model-config", str(config), "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0
+    assert "needs local weights" in str(result.exception) + result.output
