@@ -5,11 +5,17 @@
         openai.OpenAI(api_key="test", base_url=server.openai_base_url)
         anthropic.Anthropic(api_key="test", base_url=server.anthropic_base_url)
         server.inject(Fault.RATE_LIMIT, times=1, retry_after=0.2)
+        server.stats.completions, server.stats.by_prompt, server.requests[-1]
+
+Endpoints: OpenAI chat completions (plain and streamed), legacy completions, models, files and the
+Batch API; Anthropic messages (plain and streamed), count_tokens and Message Batches. Other processes
+use `python -m msmkit.testing.server` / FakeServerProcess / `msm llm serve-fake`, with GET /_stats and
+POST /_inject for counters and faults.
 """
 
+from msmkit.testing.fake_server import FakeLLMServer
 from msmkit.testing.process import FakeServerProcess
 from msmkit.testing.responders import ScriptedResponder, default_responder, load_script
-from msmkit.testing.fake_server import FakeLLMServer
 from msmkit.testing.types import Fault, Reply, ScriptedRequest, ServerStats
 
 __all__ = ["FakeLLMServer", "FakeServerProcess", "Fault", "Reply", "ScriptedRequest", "ScriptedResponder",

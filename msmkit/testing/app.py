@@ -102,7 +102,7 @@ class FakeLLMCore:
     # ---- errors -------------------------------------------------------------------------------
     @staticmethod
     def _error(api: str, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-        body = wire_anthropic.error_body(status, message) if api == "anthropic" else wire_openai.error_body(status, message)
+        body = FakeLLMCore._error_json(api, status, message)
         request_id = wire_openai.new_id("req_")
         extra = {"request-id": request_id} if api == "anthropic" else {"x-request-id": request_id}
         return web.json_response(body, status=status, headers={**extra, **(headers or {})})
