@@ -47,7 +47,8 @@ async def drive(url: str, count: int, concurrency: int, client_kind: str, stream
     async with aiohttp.ClientSession(connector=connector) as session:
         async def one_raw(i: int) -> None:
             async with gate:
-                body = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": f"benchmark request {i}"}]}
+                body = {"model": "m", "max_tokens": 64, "stream": stream,
+                        "messages": [{"role": "user", "content": f"benchmark request {i}"}]}
                 async with session.post(f"{url}/v1/chat/completions", json=body) as response:
                     response.raise_for_status()
                     await response.read()
