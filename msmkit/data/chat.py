@@ -98,7 +98,7 @@ def total_tokens(messages: Sequence[dict[str, str]], count: TokenCounter) -> int
     return sum(count(m["content"]) for m in messages)
 
 
-def write_chat_dataset(rows: Sequence[dict[str, Any]], jsonl_path: str | Path, dataset_dir: str | Path | None) -> None:
+def write_jsonl_and_dataset(rows: Sequence[dict[str, Any]], jsonl_path: str | Path, dataset_dir: str | Path | None) -> None:
     """JSONL (atomic) and, when asked, a `datasets` folder with the same rows (swapped in whole)."""
     atomic_write_jsonl(jsonl_path, rows)
     if dataset_dir is None:
@@ -106,7 +106,7 @@ def write_chat_dataset(rows: Sequence[dict[str, Any]], jsonl_path: str | Path, d
     from datasets import Dataset
 
     target = Path(dataset_dir)
-    dataset = Dataset.from_list(list(rows)) if rows else Dataset.from_dict({"messages": []})
+    dataset = Dataset.from_list(list(rows))
     staging = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     dataset.save_to_disk(str(staging))

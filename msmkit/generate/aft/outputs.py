@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from msmkit.data.chat import assistant_tokens, make_token_counter, total_tokens, write_chat_dataset
+from msmkit.data.chat import assistant_tokens, make_token_counter, total_tokens, write_jsonl_and_dataset
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.examples import Drop, Example, JudgeTally
 from msmkit.generate.aft.questions import QuestionPool
@@ -61,8 +61,8 @@ def write_outputs(ctx: AftContext, *, examples: list[Example], drops: list[Drop]
                   tally: JudgeTally, surplus: int, rounds: int, extra: dict[str, Any]) -> dict[str, Any]:
     out = ctx.run.path
     with_cot, without_cot, method = build_rows(ctx, examples)
-    write_chat_dataset(with_cot, out / "aft_cot.jsonl", out / "dataset_cot")
-    write_chat_dataset(without_cot, out / "aft_nocot.jsonl", out / "dataset_nocot")
+    write_jsonl_and_dataset(with_cot, out / "aft_cot.jsonl", out / "dataset_cot")
+    write_jsonl_and_dataset(without_cot, out / "aft_nocot.jsonl", out / "dataset_nocot")
     atomic_write_jsonl(out / "drops.jsonl", [drop.as_dict() for drop in drops])
     atomic_write_jsonl(out / "questions.jsonl", [q.model_dump() for q in pool.unique])
     atomic_write_jsonl(out / "duplicates.jsonl", pool.duplicates)
