@@ -224,3 +224,11 @@ def test_batch_api_submits_once_and_resumes_polling_after_a_restart(tmp_path, ma
         assert all(not o.cached for o in outcomes)
         again = run(LLMClient(config).complete_many(requests))
         assert all(o.cached for o in again) and fake.stats.batches_created == 1
+
+
+def test_a_stream_dropped_mid_way_is_retried(tmp_path) -> None:
+    with FakeLLMServer(lambda req: Reply("streamed " * 20)) as fake:
+        fake.inject(Fault.DROP, times=1)
+        config = anthropic_config(fake, tmp_path)
+        response = run(LLMClient(config).complete(LLMRequest.of("big", max_tokens=20000)))
+        assert response.text.startswith("streamed") and fake.stats.faults[Fault.DROP] == 1

@@ -82,7 +82,7 @@ class AnthropicBackend:
                 return parse_message(message.model_dump(), self.model)
             # Raw `post` skips the SDK's per-call type transforms (see the OpenAI backend).
             data = await self.client.post("/v1/messages", body=body, cast_to=object)
-        except anthropic.AnthropicError as exc:
+        except Exception as exc:  # SDK errors and unwrapped transport errors
             raise map_sdk_error(exc, anthropic) from exc
         return parse_message(data, self.model)
 

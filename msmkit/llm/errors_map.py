@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from typing import Any
@@ -31,8 +32,20 @@ def retry_after_seconds(headers: Any) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+def _is_transport_error(exc: Exception) -> bool:
+    """Connection-level failures the SDKs do not always wrap (e.g. a stream cut mid-way)."""
+    if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
+        return True
+    return any(cls.__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp", "h11")
+               and cls.__name__.endswith(("TransportError", "ProtocolError", "ClientError", "NetworkError",
+                                          "ReadError", "ConnectError", "TimeoutException", "ClientPayloadError"))
+               for cls in type(exc).__mro__)
+
+
 def map_sdk_error(exc: Exception, sdk: Any) -> LLMError:
     """`sdk` is the imported `openai` or `anthropic` module: both expose the same error classes."""
+    if _is_transport_error(exc):
+        return TransientLLMError(f"connection failed: {type(exc).__name__}: {exc}")
     if isinstance(exc, sdk.APITimeoutError):
         return TransientLLMError(f"request timed out: {exc}")
     if isinstance(exc, sdk.APIConnectionError):

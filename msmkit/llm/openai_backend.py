@@ -88,7 +88,7 @@ class OpenAIBackend:
             # The SDK's raw `post` (its documented way to call any endpoint) skips per-call type
             # transforms and response model construction: ~1 ms CPU per request at high concurrency.
             data = await self.client.post("/chat/completions", body=chat_body(request, self.model), cast_to=object)
-        except openai.OpenAIError as exc:
+        except Exception as exc:  # SDK errors and unwrapped transport errors
             raise map_sdk_error(exc, openai) from exc
         return parse_chat_completion(data, self.model)
 
@@ -108,7 +108,7 @@ class OpenAIBackend:
             kwargs["stop"] = list(request.stop)
         try:
             response = await self.client.completions.create(**kwargs)
-        except openai.OpenAIError as exc:
+        except Exception as exc:  # SDK errors and unwrapped transport errors
             raise map_sdk_error(exc, openai) from exc
         choice = response.choices[0]
         usage = response.usage
