@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -51,6 +52,7 @@ def main() -> None:
     for start in range(0, len(requests), per_batch):
         fast.extend(score_requests(model, requests[start:start + per_batch], pad))
     fast_s = time.perf_counter() - t0
+    print(f"msmkit scorer: {fast_s:.1f} s", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
     naive = full_logits_scores(model, requests, pad, rows_per_batch=args.naive_rows)
