@@ -29,10 +29,8 @@ class ToolCall:
 
     @property
     def recipients(self) -> str:
-        return " ".join(self._to_lines()).lower()
-
-    def _to_lines(self) -> list[str]:
-        return _TO_LINE.findall(self.body)
+        """The block's `to:` lines, lower-cased."""
+        return " ".join(_TO_LINE.findall(self.body)).lower()
 
 
 @dataclass(frozen=True)
