@@ -13,6 +13,7 @@ API keys are read from the environment variable named by `api_key_env` and never
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -90,7 +91,8 @@ def merged_checkpoint(base: str, adapter: str) -> Path:
             lm, tokenizer = load_causal_lm(base, adapter=str(adapter_dir), merge_adapter=True, device="cpu")
             lm.save_pretrained(work)
             tokenizer.save_pretrained(work)
-            (work / MERGE_MARKER).write_text(f'{{"base": "{base}", "adapter": "{adapter_dir.resolve()}"}}\n')
+            marker = {"base": base, "adapter": str(adapter_dir.resolve())}
+            (work / MERGE_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
             os.rename(work, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
