@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -87,12 +88,14 @@ def test_model_written_names_never_become_paths(tmp_path, cheese) -> None:
     rows = list(read_jsonl(result.out_dir / "corpus.jsonl"))
     titled = [row for row in rows if row["idea"] in ("../../etc/x", "Same name")]
     assert len(titled) == 3 and len({row["id"] for row in titled}) == 3
-    for row in titled:
-        stored = result.out_dir / "documents" / f"{row['id']}.txt"
-        assert stored.read_text().strip() == row["text"]
+    assert all(re.fullmatch(r"[0-9a-f]{16}", row["id"]) for row in titled)
     everything = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert all(p.resolve().is_relative_to(tmp_path.resolve()) for p in everything)
-    assert not any(p.name == "x" for p in everything) and not (tmp_path.parent / "etc").exists()
+    assert not any(p.name == "x" or "Same" in p.name for p in everything)
+    assert not (tmp_path.parent / "etc").exists()
+    # Every idea is logged under its own id, so neither same-named idea overwrote the other.
+    logged = {record["task"] for record in read_jsonl(result.out_dir / "stages" / "documents.jsonl")}
+    assert {row["id"] for row in titled} <= logged
 
 
 def test_a_spec_quote_that_is_not_in_the_spec_is_flagged_and_replaced(tmp_path, cheese) -> None:

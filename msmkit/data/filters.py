@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Iterable
 
 # Openings that mark a model declining the task rather than doing it.
@@ -73,8 +74,12 @@ KNOWN_PROVIDERS: tuple[str, ...] = (
 )
 
 
-def _name_pattern(name: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+def _names_pattern(names: Iterable[str]) -> re.Pattern[str]:
+    """One whole-word alternation (longest names first, so 'Meta AI' wins over 'Meta')."""
+    ordered = sorted(set(names), key=len, reverse=True)
+    if not ordered:
+        return re.compile(r"(?!x)x")  # matches nothing
+    return re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(name) for name in ordered) + r")(?![\w-])")
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,10 @@ class IdentityCheck:
     subject_names: tuple[str, ...]  # names that refer to the subject (model name, provider)
     other_names: tuple[str, ...]  # names of other models/providers (subject's own excluded)
     subject_is_ai: bool = True  # False for the "humans" ablation: any AI name is off-subject
+    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_pattern", _names_pattern((*self.subject_names, *self.other_names)))
 
     @classmethod
     def build(cls, subject_names: Iterable[str], *, subject_is_ai: bool = True,
@@ -97,10 +106,11 @@ class IdentityCheck:
         return cls(subject_names=own, other_names=others, subject_is_ai=subject_is_ai)
 
     def problem(self, text: str) -> str | None:
-        """None when fine, else a reason such as 'names another model as subject: Qwen (3x)'."""
-        own = sum(len(_name_pattern(name).findall(text)) for name in self.subject_names)
-        counts = {name: len(_name_pattern(name).findall(text)) for name in self.other_names}
-        top_name, top_count = max(counts.items(), key=lambda item: item[1], default=("", 0))
+        """None when fine, else a reason such as 'names another model as subject: Qwen (3x) vs subject 1x'."""
+        mentions = Counter(match.group(0) for match in self._pattern.finditer(text))
+        own = sum(mentions[name] for name in self.subject_names)
+        others = {name: count for name, count in mentions.items() if name not in self.subject_names}
+        top_name, top_count = max(others.items(), key=lambda item: (item[1], item[0]), default=("", 0))
         if not self.subject_is_ai:
             return f"an AI is named in a document about humans: {top_name} ({top_count}x)" if top_count else None
         if top_count and top_count >= own:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ class CorpusContext:
     logs: dict[str, StageLog] = field(default_factory=dict)
     counters: dict[str, StageCounters] = field(default_factory=lambda: defaultdict(StageCounters))
     flags: list[dict[str, Any]] = field(default_factory=list)
-    failures: Counter[str] = field(default_factory=Counter)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
 
     @property
     def stage_root(self) -> Path:

@@ -65,9 +65,6 @@ def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list
                                  ctx.spec.text_sha256))
     atomic_write_jsonl(out / "corpus.jsonl", rows)
     _write_dataset(rows, out / "dataset")
-    documents_dir = ctx.run.stage_dir("documents")
-    for row in rows:  # file names are ids, never model-written names; derived copies, so no fsync each
-        (documents_dir / f"{row['id']}.txt").write_text(row["text"] + "\n", encoding="utf-8")
     atomic_write_jsonl(out / "drops.jsonl", [drop.model_dump() for drop in assembly.drops])
     atomic_write_jsonl(out / "flags.jsonl", ctx.flags)
     ctx.run.write_json("tree.json", _tree(domains, subdomains, cells, assembly, assertions))
@@ -94,6 +91,7 @@ def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list
         "judge": ctx.judge_client.config.describe() if ctx.judge_client else None,
         "subject": subject.model_dump(), "rules_mode": ctx.config.rules_mode,
         "elapsed_s": round(elapsed_s, 2),
+        "stage_seconds": {stage: round(seconds, 3) for stage, seconds in ctx.timings.items()},
         "quality_note": quality_note(ctx),
     }
     ctx.run.write_json("stats.json", stats)

@@ -114,7 +114,9 @@ async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out
         note = quality_note(ctx)
         if note:
             say(note)
+        clock = time.monotonic()
         domains, subdomains = await _decompose(ctx)
+        ctx.timings["decomposition"] = time.monotonic() - clock
         say(f"decomposition ({config.decompose}): {len(domains)} domains, {len(subdomains)} subdomains")
         if not subdomains:
             raise ConfigError(f"{spec_path}: the decomposition produced no subdomains (see {run.path / 'log.txt'} "
@@ -127,22 +129,34 @@ async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out
                                            "full run reuses their answers.")
             run.write_json("preview.json", projection.as_dict())
             return CorpusResult(out_dir=run.path, preview=projection)
+        clock = time.monotonic()
         assertions, doc_types = await characterise_subdomains(ctx, domains, subdomains)
+        ctx.timings["assertions+doc_types"] = time.monotonic() - clock
         cells = _cells(ctx, domains, subdomains, assertions, doc_types)
         target = sum(cell.quota for cell in cells)
         say(f"{len(cells)} (subdomain, document type) cells; {target} documents planned")
+        clock = time.monotonic()
         await propose_ideas(ctx, [(cell, cell.quota) for cell in cells if cell.quota > 0], 0)
+        ctx.timings["ideas"] = time.monotonic() - clock
+        clock = time.monotonic()
         await _documents_for(ctx, cells, 0)
+        ctx.timings["documents"] = time.monotonic() - clock
+        clock = time.monotonic()
         assembler = Assembler(ctx)
         assembly: Assembly = await assembler.assemble(cells)
+        ctx.timings["clean+dedup+judge"] = time.monotonic() - clock
         for round_number in range(1, config.counts.max_topup_rounds + 1):
             deficits = assembly.deficits(cells)
             if not deficits:
                 break
             say(f"top-up round {round_number}: {sum(deficits.values())} documents to replace in {len(deficits)} cells")
+            clock = time.monotonic()
             await propose_ideas(ctx, [(cell, deficits[cell.id]) for cell in cells if cell.id in deficits], round_number)
             await _documents_for(ctx, cells, round_number)
             assembly = await assembler.assemble(cells)
+            ctx.timings[f"top-up round {round_number}"] = time.monotonic() - clock
+        clock = time.monotonic()
+        ctx.timings["generation"] = clock - started
         stats = write_outputs(ctx, domains=domains, subdomains=subdomains, cells=cells, assertions=assertions,
                               assembly=assembly, target=target, elapsed_s=time.monotonic() - started)
         say(f"kept {stats['documents']['kept']} of {target} planned documents; drops: {stats['drops'] or 'none'}")
