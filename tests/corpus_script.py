@@ -119,10 +119,10 @@ class CorpusScript:
     def _continue(self, request: ScriptedRequest, text: str) -> Reply:
         """Base-model continuations of the completion-style prompts."""
         rng = random.Random(self._seed(request))
-        if text.endswith("<document>\n"):
+        if text.endswith(f"<document>\n{self.subject}"):
             self.calls["documents"] += 1
             body = " ".join(rng.choices(WORDS, k=self.doc_words))
-            return Reply(f"{self.subject} thinks about this. {body}.\n</document>", stop="stop_sequence")
+            return Reply(f" thinks about this. {body}.\n</document>", stop="stop_sequence")
         if text.rstrip().endswith(f"1. {self.subject}"):
             self.calls["assertions"] += 1
             lines = [f"{self.subject} cares about thing {i} because reason {i}." for i in range(1, 6)]

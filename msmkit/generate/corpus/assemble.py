@@ -104,7 +104,8 @@ class Assembler:
         for _, _, _, cell, idea in entries:
             record = final_answer(self.ctx, idea.id)
             outcome = judge_outcome(record, base_model=base, min_words=config.lengths.min_words,
-                                    max_words=config.lengths.max_words, identity=self.identity)
+                                    max_words=config.lengths.max_words, identity=self.identity,
+                                    base_opening=self.ctx.prompts.base_document_opening)
             if outcome.text is None:
                 assembly.drops.append(Drop(idea_id=idea.id, reason=outcome.reason or "unknown",
                                            detail=outcome.detail, excerpt=outcome.excerpt))

@@ -59,6 +59,7 @@ class LengthsConfig(StrictModel):
     document_max_tokens: int = Field(4096, ge=16)  # scratchpad + document
     retry_max_tokens_factor: float = Field(2.0, gt=1.0)  # a truncated document is retried once with this x budget
     list_max_tokens: int = Field(4096, ge=16)  # decomposition, assertions, types and ideas answers
+    base_excerpt_chars: int = Field(1500, ge=100)  # base models: spec passage shown in completion prompts
 
 
 class DedupConfig(StrictModel):

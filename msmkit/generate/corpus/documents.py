@@ -83,7 +83,7 @@ def final_answer(ctx: CorpusContext, idea_id: str) -> dict[str, Any] | None:
 
 
 def judge_outcome(record: dict[str, Any] | None, *, base_model: bool, min_words: int, max_words: int | None,
-                  identity: IdentityCheck | None) -> Outcome:
+                  identity: IdentityCheck | None, base_opening: str = "") -> Outcome:
     """Keep or drop one answer; the first failing check names the reason."""
     if record is None or not record.get("answered"):
         return Outcome(None, "call_failed", "no answer (the call failed; a rerun asks again)")
@@ -94,7 +94,7 @@ def judge_outcome(record: dict[str, Any] | None, *, base_model: bool, min_words:
     if record["stop_reason"] == StopReason.MAX_TOKENS:
         return Outcome(None, "truncated", f"still cut at max_tokens={record['max_tokens']} after one larger retry", excerpt)
     if base_model:
-        text = raw.split(DOCUMENT_CLOSE)[0].strip()
+        text = (base_opening + raw.split(DOCUMENT_CLOSE)[0]).strip()
     else:
         found = extract_tagged(raw, "document")
         if found is None:

@@ -72,6 +72,16 @@ class CorpusPrompts:
         return LLMRequest.of(text, max_tokens=max_tokens, sample_index=sample_index, stop=stop,
                              temperature=self.config.temperature)
 
+    @property
+    def base_document_opening(self) -> str:
+        """Base models: the document starts with the subject's name, so the continuation is about it."""
+        return "" if self.config.subject.kind == "humans" else self.config.subject.name
+
+    def _base_excerpt(self, sub: Subdomain) -> str:
+        limit = self.config.lengths.base_excerpt_chars
+        text = sub.spec_excerpt.strip()
+        return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
     # -- list stages -------------------------------------------------------------------------
 
     def domains(self, count: int, existing: Sequence[str], sample_index: int) -> LLMRequest:
@@ -86,7 +96,7 @@ class CorpusPrompts:
     def assertions(self, domain: Domain, sub: Subdomain, count: int, existing: Sequence[str],
                    sample_index: int) -> LLMRequest:
         if self.base_model:
-            text = _render("base_assertions", spec_excerpt=sub.spec_excerpt.strip(), subject=self.subject,
+            text = _render("base_assertions", spec_excerpt=self._base_excerpt(sub), subject=self.subject,
                            subdomain_name=sub.name)
             return self._completion(text, self.config.lengths.list_max_tokens, sample_index)
         user = _render("assertions", count=count, subject=self.subject, domain_name=domain.name,
@@ -121,8 +131,8 @@ class CorpusPrompts:
     def document(self, sub: Subdomain, doc_type: DocType, idea: Idea, assertions: Sequence[Assertion],
                  max_tokens: int) -> LLMRequest:
         if self.base_model:
-            text = _render("base_document", spec_excerpt=sub.spec_excerpt.strip(), doc_type_name=doc_type.name,
-                           subject=self.subject, idea_title=idea.title.rstrip("."))
+            text = _render("base_document", spec_excerpt=self._base_excerpt(sub), doc_type_name=doc_type.name,
+                           subject=self.subject, idea_title=idea.title.rstrip("."), opening=self.base_document_opening)
             return self._completion(text, max_tokens, self.config.seed, stop=(DOCUMENT_CLOSE,))
         user = _render("document", doc_type_name=doc_type.name, doc_type_description=doc_type.description,
                        idea_title=idea.title, idea_description=idea.description, subject=self.subject,
