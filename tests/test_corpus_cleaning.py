@@ -109,3 +109,31 @@ def test_a_spec_quote_that_is_not_in_the_spec_is_flagged_and_replaced(tmp_path, 
     subs = [sub for domain in tree for sub in domain["subdomains"]]
     assert len(subs) == 4 and all(sub["excerpt_verified"] and sub["spec_excerpt"] in spec_text for sub in subs)
     assert result.stats["stages"]["subdomains"]["items_rejected"] == 1
+
+
+def test_a_failing_call_never_fails_its_stage_and_the_next_run_asks_again(tmp_path, cheese) -> None:
+    from msmkit.testing import Fault
+
+    script = CorpusScript(idea_titles=["Doomed idea"])
+    with FakeLLMServer(script) as server:
+        server.inject(Fault.SERVER_ERROR, times=3, match="Idea: Doomed idea")  # 1 try + 2 retries
+        data = config_dict(server.openai_base_url, str(tmp_path / "cache.sqlite"), counts={"max_topup_rounds": 0})
+        config = CorpusConfig.model_validate(data)
+        first = generate_corpus(cheese, config, tmp_path / "run")
+        assert first.stats["stages"]["documents"]["failed"] == 1
+        assert first.stats["drops"] == {"call_failed": 1} and first.stats["documents"]["kept"] == 15
+        second = generate_corpus(cheese, config, tmp_path / "run")
+    assert second.stats["documents"]["kept"] == 16 and second.stats["drops"] == {}
+    assert second.stats["stages"]["documents"]["requests"] == 1  # only the failed one was asked again
+
+
+def test_a_torn_last_line_is_skipped_and_cut_before_appending(tmp_path) -> None:
+    from msmkit.generate.corpus.store import StageLog
+
+    path = tmp_path / "stage.jsonl"
+    path.write_text('{"task": "a", "answered": true}\n{"task": "b", "answ')
+    log = StageLog(path)
+    assert list(log.records) == ["a"]
+    log.append({"task": "c", "answered": True})
+    log.close()
+    assert [record["task"] for record in read_jsonl(path)] == ["a", "c"]
