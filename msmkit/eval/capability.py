@@ -79,7 +79,7 @@ def perplexity(model: Any, tokenizer: Any, text: str, *, window: int = 512, stri
         next_target = end
         if end == ids.numel():
             break
-        start = end - (window - stride)
+        start = end - max(1, window - stride)  # at least one token of context
     mean_nll = total_nll / scored
     return {"perplexity": math.exp(mean_nll), "mean_nll": mean_nll, "n_tokens": scored, "window": window,
             "stride": stride, "words": len(text.split())}
