@@ -55,6 +55,7 @@ def values(
     prompt_style: str = typer.Option("auto", "--prompt-style", help="auto, completion or chat (logprob scorer)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 / bfloat16 (default: fp32 CPU, bf16 GPU)."),
+    answer_max_tokens: int = typer.Option(200, "--answer-max-tokens", help="Answer length limit (judge scorer)."),
 ) -> None:
     """Score value-choice items (both option orders) and write per-item records, summary.json and a bar chart."""
     from msmkit.eval.items import load_value_items
@@ -69,7 +70,8 @@ def values(
     settings = {"command": "eval values", **_model_label(model, adapter), "items": items, "split": split,
                 "scorer": scorer, "judge_config": str(judge_config) if judge_config else None,
                 "model_config": str(model_config) if model_config else None, "batch_size": batch_size,
-                "prompt_style": prompt_style, "device": device, "dtype": dtype}
+                "prompt_style": prompt_style, "device": device, "dtype": dtype,
+                "answer_max_tokens": answer_max_tokens}
     run.write_config(settings)
     summaries: dict[str, Any] = {}
     notes = [EMBEDDED_NOTE] if model == "embedded" and model_config is None else []
@@ -87,7 +89,7 @@ def values(
             summaries[name] = run_forced_choice(fc, suite, run, name=name, stage=f"values/{name}",
                                                 extra={**_model_label(model, adapter), "split": split})
     else:
-        summaries = _run_judged(run, suites, model, adapter, model_config, judge_config, split)
+        summaries = _run_judged(run, suites, model, adapter, model_config, judge_config, split, answer_max_tokens)
         if judge_config is None:
             notes.append("The judge was the embedded 270M base model: its verdicts are unreliable; pass "
                          "--judge-config with a capable model for numbers worth reporting.")
@@ -98,7 +100,7 @@ def values(
 
 
 def _run_judged(run: Any, suites: dict[str, list], model: str, adapter: str | None, model_config: Path | None,
-                judge_config: Path | None, split: str) -> dict[str, Any]:
+                judge_config: Path | None, split: str, answer_max_tokens: int) -> dict[str, Any]:
     from msmkit.eval.judged_choice import JudgedChoiceScorer
     from msmkit.eval.values import run_judged_choice
     from msmkit.llm.client import LLMClient
@@ -113,7 +115,8 @@ def _run_judged(run: Any, suites: dict[str, list], model: str, adapter: str | No
     summaries = {}
     for name, suite in suites.items():
         scorer = JudgedChoiceScorer(model=LLMClient(evaluated, run=run, stage=f"values/{name}/answers"),
-                                    judge=LLMClient(judge, run=run, stage=f"values/{name}/judge"))
+                                    judge=LLMClient(judge, run=run, stage=f"values/{name}/judge"),
+                                    answer_max_tokens=answer_max_tokens)
         summaries[name] = run_judged_choice(scorer, suite, run, name=name, stage=f"values/{name}",
                                             extra={"split": split, "adapter": adapter})
     return summaries
@@ -182,6 +185,49 @@ def capability(
     typer.echo(f"perplexity {ppl['perplexity']:.2f} over {ppl['n_tokens']} tokens; MC accuracy {acc['mean']:.3f} "
                f"[{acc['low']:.3f}, {acc['high']:.3f}] n={acc['n']} (chance 0.25)")
     typer.echo(f"results: {run.path}")
+
+
+@eval_app.command("compare")
+def compare(
+    first: Path = typer.Argument(..., help="Run folder of the first arm."),
+    second: Path = typer.Argument(..., help="Run folder of the second arm."),
+    suite: str = typer.Option("pro_america", "--suite", help="Suite name (folder under values/)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the comparison as JSON here."),
+) -> None:
+    """Paired comparison of two arms on the same items: difference with bootstrap CI, sign, permutation and
+    McNemar tests."""
+    from msmkit.eval.compare import compare_runs
+    from msmkit.io import atomic_write_json
+
+    result = compare_runs(first, second, suite)
+    if out:
+        atomic_write_json(out, result)
+    diff = result["difference"]
+    line = (f"{suite}: {result['mean_first']:.3f} vs {result['mean_second']:.3f}, difference {diff['mean']:+.3f} "
+            f"[{diff['low']:+.3f}, {diff['high']:+.3f}] n={result['n']}; sign test p={result['sign_test']['p_value']:.4f}; "
+            f"permutation p={result['permutation_test']['p_value']:.4f}")
+    if "mcnemar" in result:
+        line += f"; McNemar p={result['mcnemar']['p_value']:.4f}"
+    typer.echo(line)
+
+
+@eval_app.command("seeds")
+def seeds(
+    runs: list[Path] = typer.Argument(..., help="Run folders of one arm, one per training seed."),
+    suite: str = typer.Option("pro_america", "--suite", help="Suite name (folder under values/)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the aggregate as JSON here."),
+) -> None:
+    """Aggregate one arm over seeds: mean of seed means, with seed-level and seed+item-level bootstrap CIs."""
+    from msmkit.eval.compare import aggregate_runs
+    from msmkit.io import atomic_write_json
+
+    result = aggregate_runs(runs, suite)
+    if out:
+        atomic_write_json(out, result)
+    seed_ci, both_ci = result["seed_level"], result["seed_and_item_level"]
+    typer.echo(f"{suite}: mean {result['mean']:.3f} over {result['n_seeds']} seeds; seed-level CI "
+               f"[{seed_ci['low']:.3f}, {seed_ci['high']:.3f}]; seed+item-level CI [{both_ci['low']:.3f}, "
+               f"{both_ci['high']:.3f}] (n items {both_ci['n']})")
 
 
 def register(app: typer.Typer) -> None:
