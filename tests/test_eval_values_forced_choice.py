@@ -150,3 +150,15 @@ def test_cli_rejects_logprob_scoring_of_an_endpoint(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["eval", "values", "--model-config", str(config), "--out", str(tmp_path / "r")])
     assert result.exit_code != 0
     assert "needs local weights" in str(result.exception) + result.output
+
+
+@pytest.mark.slow
+def test_embedded_gemma_lm_head_only_scores_equal_full_logits() -> None:
+    model, tokenizer = load_causal_lm("embedded")
+    requests = [build_request(item, order, tokenizer, "completion") for item in _items(3) for order in ORDERS]
+    fast = score_requests(model, requests, tokenizer.pad_token_id)
+    slow = full_logits_scores(model, requests, tokenizer.pad_token_id, rows_per_batch=4)
+    for fast_row, slow_row in zip(fast, slow):
+        for a, b in zip(fast_row, slow_row):
+            assert a.n_tokens == b.n_tokens
+            assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-3)
