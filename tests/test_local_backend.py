@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from msmkit.llm.backend import PermanentLLMError
 from msmkit.llm.client import LLMClient
@@ -218,3 +219,19 @@ def test_chat_models_use_their_template(tmp_path: Path) -> None:
     plain = build_tiny_model(tmp_path / "plain")
     with pytest.raises(PermanentLLMError, match="base_model: true"):
         complete(config_for(plain, base_model=False), request)
+
+
+def test_sampling_draws_follow_the_distribution_and_nucleus() -> None:
+    from msmkit.llm.local import _sample
+
+    n = 1000
+    draws = (torch.arange(n) + 0.5) / n  # evenly spread draws: counts are exactly the probabilities
+    probs = torch.tensor([0.5, 0.3, 0.2, 0.0]).repeat(n, 1)
+    assert torch.bincount(_sample(probs, draws, torch.ones(n)), minlength=4).tolist() == [500, 300, 200, 0]
+    # top_p keeps the smallest set of likeliest tokens reaching the mass, renormalised: 0.5/0.8, 0.3/0.8
+    assert torch.bincount(_sample(probs, draws, torch.full((n,), 0.7)), minlength=4).tolist() == [625, 375, 0, 0]
+    assert torch.bincount(_sample(probs, draws, torch.full((n,), 0.5)), minlength=4).tolist() == [1000, 0, 0, 0]
+    # a nucleus wider than the first top-k window (flat distribution over a large vocabulary)
+    flat = torch.full((2, 5000), 1 / 5000)
+    picks = _sample(flat, torch.tensor([0.0, 0.999]), torch.tensor([0.9, 0.9]))
+    assert picks.unique().numel() == 2

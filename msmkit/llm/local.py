@@ -291,32 +291,59 @@ def _first_stop(text: str, stops: Sequence[str]) -> int | None:
 
 
 class _PerRowSampler(LogitsProcessor):
-    """Choose each row's next token with that row's temperature, top_p and generator.
+    """Choose each row's next token with that row's temperature, top_p and random generator.
 
     generate() runs greedy; this processor leaves only the chosen token finite, so greedy picks it.
+    Sampling is by inverse CDF with one uniform draw per row and step (torch.multinomial is ~50x
+    slower on a 262k vocabulary); the nucleus comes from a growing top-k instead of a full sort.
     """
 
     def __init__(self, rows: list[_Row], device: torch.device) -> None:
-        self.rows = rows
         self.generators = [torch.Generator(device=device).manual_seed(row.seed) for row in rows]
+        sampled = [i for i, row in enumerate(rows) if row.temperature > 0]
+        self.sampled = torch.tensor(sampled, dtype=torch.long, device=device)
+        self.temperature = torch.tensor([rows[i].temperature for i in sampled], device=device)
+        self.top_p = torch.tensor([rows[i].top_p for i in sampled], device=device)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        chosen = torch.empty(len(self.rows), dtype=torch.long, device=scores.device)
-        for i, (row, generator) in enumerate(zip(self.rows, self.generators)):
-            logits = scores[i].float()
-            if row.temperature <= 0:
-                chosen[i] = torch.argmax(logits)
-                continue
-            probs = torch.softmax(logits / row.temperature, dim=-1)
-            if row.top_p < 1.0:
-                sorted_probs, order = torch.sort(probs, descending=True)
-                outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= row.top_p
-                sorted_probs[outside] = 0.0
-                probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-            chosen[i] = torch.multinomial(probs, 1, generator=generator)[0]
+        logits = scores.float()
+        chosen = logits.argmax(dim=-1)
+        if len(self.sampled):
+            draws = torch.stack([torch.rand((), generator=self.generators[i], device=logits.device)
+                                 for i in self.sampled.tolist()])
+            probs = torch.softmax(logits[self.sampled] / self.temperature[:, None], dim=-1)
+            chosen[self.sampled] = _sample(probs, draws, self.top_p)
         forced = torch.full_like(scores, float("-inf"))
-        forced[torch.arange(len(self.rows), device=scores.device), chosen] = 0.0
+        forced[torch.arange(scores.shape[0], device=scores.device), chosen] = 0.0
         return forced
+
+
+def _sample(probs: torch.Tensor, draws: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """One token per row of `probs`: draw u in [0, 1) picks from the (nucleus-restricted) distribution."""
+    chosen = torch.empty(probs.shape[0], dtype=torch.long, device=probs.device)
+    whole = top_p >= 1.0
+    if whole.any():
+        chosen[whole] = _inverse_cdf(probs[whole], draws[whole])
+    nucleus = ~whole
+    if nucleus.any():
+        rows, limits = probs[nucleus], top_p[nucleus]
+        k = min(1024, rows.shape[-1])
+        while True:  # widen until every row's nucleus fits in its top k (almost always at once)
+            values, order = rows.topk(k, dim=-1)
+            if k == rows.shape[-1] or bool((values.sum(dim=-1) >= limits).all()):
+                break
+            k = min(rows.shape[-1], k * 8)
+        before = values.cumsum(dim=-1) - values  # mass of the more likely tokens
+        values = values.masked_fill(before >= limits[:, None], 0.0)
+        chosen[nucleus] = order.gather(-1, _inverse_cdf(values, draws[nucleus])[:, None]).squeeze(-1)
+    return chosen
+
+
+def _inverse_cdf(weights: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    cdf = weights.double().cumsum(dim=-1)
+    targets = (draws.double() * cdf[:, -1])[:, None]
+    # right=True: the first position whose cumulative weight exceeds the target has weight > 0.
+    return torch.searchsorted(cdf, targets, right=True).squeeze(-1).clamp(max=weights.shape[-1] - 1)
 
 
 class _PerRowStop(StoppingCriteria):
