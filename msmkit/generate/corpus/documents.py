@@ -14,6 +14,7 @@ from msmkit.data.filters import IdentityCheck, extract_tagged, length_problem, l
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.prompting import DOCUMENT_CLOSE
 from msmkit.generate.corpus.records import Assertion, DocType, Idea, Subdomain
+from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMRequest, StopReason
 
 
@@ -70,7 +71,12 @@ async def write_documents(ctx: CorpusContext, jobs: Sequence[DocumentJob]) -> No
         firsts = [job for job in jobs if not (log.get(job.idea.id) or {}).get("answered")]
         await ctx.prefetch("documents", [ctx.prompts.document(job.subdomain, job.doc_type, job.idea, job.assertions,
                                                                lengths.document_max_tokens) for job in firsts])
-    await asyncio.gather(*(_one(ctx, job) for job in jobs))
+    with progress_bar("corpus/documents", total=len(jobs)) as advance:
+        async def one(job: DocumentJob) -> None:
+            await _one(ctx, job)
+            advance()
+
+        await asyncio.gather(*(one(job) for job in jobs))
 
 
 def final_answer(ctx: CorpusContext, idea_id: str) -> dict[str, Any] | None:

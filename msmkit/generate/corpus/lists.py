@@ -17,6 +17,7 @@ from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.parsing import parse_line_list
 from msmkit.generate.corpus.records import make_id
 from msmkit.llm.client import LLMCallFailed
+from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMRequest
 
 # (existing item descriptions, how many are needed, sample index) -> request
@@ -94,8 +95,14 @@ async def fill_lists(ctx: CorpusContext, stage: str, jobs: list[ListJob]) -> Non
             request = job.build([job.describe(item) for item in job.items], need, ctx.sample_index(attempt))
             pending.append((number, job, task, request, need))
         await ctx.prefetch(stage, [request for _, _, _, request, _ in pending])
-        answers = await asyncio.gather(*(_answer(ctx, stage, job, task, request, need)
-                                         for _, job, task, request, need in pending))
+        label = f"corpus/{stage}" + (f" (top-up {attempt})" if attempt else "")
+        with progress_bar(label, total=len(pending)) as advance:
+            async def answer(job: ListJob, task: str, request: LLMRequest, need: int) -> dict[str, Any]:
+                record = await _answer(ctx, stage, job, task, request, need)
+                advance()
+                return record
+
+            answers = await asyncio.gather(*(answer(job, task, request, need) for _, job, task, request, need in pending))
         for (number, *_), record in zip(pending, answers):
             records[number] = record
         for number, job in enumerate(active):

@@ -20,7 +20,10 @@ def _bars(axis: Any, counts: dict[str, int], title: str, color: str) -> None:
         return
     labels = [_short(label) for label, _ in items][::-1]
     values = [value for _, value in items][::-1]
+    from matplotlib.ticker import MaxNLocator
+
     axis.barh(labels, values, color=color)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.tick_params(axis="y", labelsize=7)
     for position, value in enumerate(values):
         axis.text(value, position, f" {value}", va="center", fontsize=7)
