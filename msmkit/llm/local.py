@@ -353,25 +353,24 @@ class _PerRowStop(StoppingCriteria):
                  tokenizer: Any) -> None:
         self.rows, self.progress, self.prompt_width = rows, progress, prompt_width
         self.eos_ids, self.tokenizer = eos_ids, tokenizer
-        # A stop string of n characters lies within the last n + 4 tokens (no token decodes to nothing
-        # except partial UTF-8 bytes, at most 3 per character).
+        # A stop string of n characters is at most 4n UTF-8 bytes, and every token holds at least one
+        # byte, so it lies within the last 4n tokens; 4 more cover tokens straddling its edges.
         self.tail = [max((len(s) for s in row.stop), default=0) * 4 + 4 for row in rows]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
         length = input_ids.shape[1] - self.prompt_width
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        done = [True] * len(self.rows)
+        last_tokens = input_ids[:, -1].tolist()  # one device sync per step, not one per row
         for i, (row, state) in enumerate(zip(self.rows, self.progress)):
             if state.length is not None:
-                done[i] = True
                 continue
-            last = int(input_ids[i, -1])
-            if last in self.eos_ids:
+            if last_tokens[i] in self.eos_ids:
                 state.ended_on_eos = True
             elif length < row.max_new_tokens and not self._hit_stop(input_ids[i], row, self.tail[i], length):
+                done[i] = False
                 continue
             state.length = length
-            done[i] = True
-        return done
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     def _hit_stop(self, ids: torch.Tensor, row: _Row, tail: int, length: int) -> bool:
         if not row.stop:
