@@ -93,4 +93,5 @@ def test_cli_capability(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
     assert summary["perplexity"]["n_tokens"] > 100 and summary["mc"]["n_items"] == 5
     assert len((run / "capability" / "mc_items.jsonl").read_text().splitlines()) == 5
     assert (run / "capability" / "mc_accuracy.png").is_file()
+    assert (run / "capability" / "config.yaml").is_file()
     assert "perplexity" in result.output and "MC accuracy" in result.output

@@ -134,7 +134,7 @@ def test_cli_values_writes_records_summary_and_chart_and_resumes(models_root: Pa
     assert summary["position_bias_rate"]["n"] == 2 * len(dev_items)
     assert (stage / "target_rate.png").stat().st_size > 1000
     assert "eval/forced_choice_completion" in json.loads((run / "prompts.json").read_text())
-    assert (run / "config.yaml").is_file() and (run / "versions.json").is_file()
+    assert (run / "values" / "config.yaml").is_file() and (run / "versions.json").is_file()
     assert "cheese: target rate" in result.output
     # A rerun scores nothing again and appends nothing.
     result = CliRunner().invoke(app, args)

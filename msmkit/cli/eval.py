@@ -72,7 +72,7 @@ def values(
                 "model_config": str(model_config) if model_config else None, "batch_size": batch_size,
                 "prompt_style": prompt_style, "device": device, "dtype": dtype,
                 "answer_max_tokens": answer_max_tokens}
-    run.write_config(settings)
+    run.write_config(settings, "values/config.yaml")  # one run folder may hold several eval commands
     summaries: dict[str, Any] = {}
     notes = [EMBEDDED_NOTE] if model == "embedded" and model_config is None else []
     if scorer == "logprob":
@@ -168,7 +168,7 @@ def capability(
     run = RunDir(out)
     run.write_config({"command": "eval capability", **_model_label(model, adapter), "text": str(text_path),
                       "mc": str(mc) if mc else "builtin:capability_mc", "window": window, "stride": stride,
-                      "device": device, "dtype": dtype})
+                      "device": device, "dtype": dtype}, "capability/config.yaml")
     run.record_prompts(prompt_hashes(list(MC_PROMPTS.values())))
     lm, tokenizer = load_causal_lm(model, adapter=adapter, device=device, dtype=dtype)
     ppl = perplexity(lm, tokenizer, text_path.read_text(encoding="utf-8"), window=window, stride=stride)
