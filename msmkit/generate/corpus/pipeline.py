@@ -59,14 +59,24 @@ async def _decompose(ctx: CorpusContext) -> tuple[list[Domain], list[Subdomain]]
     return await decompose_with_llm(ctx)
 
 
-def _cells(ctx: CorpusContext, domains: list[Domain], subdomains: list[Subdomain],
+def _subdomain_quotas(config: CorpusConfig, subdomains: list[Subdomain]) -> dict[str, int]:
+    """Documents per subdomain: the total spread evenly (earlier ones take the remainder), or T x I each."""
+    counts = config.counts
+    per_subdomain = counts.doc_types_per_subdomain * counts.ideas_per_type
+    quotas = allocate_quotas(len(subdomains), counts.documents, per_subdomain)
+    return {sub.id: quota for sub, quota in zip(subdomains, quotas)}
+
+
+def _cells(domains: list[Domain], subdomains: list[Subdomain], quotas: dict[str, int],
            assertions: dict[str, Any], doc_types: dict[str, Any]) -> list[Cell]:
+    """One cell per (subdomain, document type); a subdomain's documents are spread over its types."""
     by_id = {domain.id: domain for domain in domains}
-    pairs = [(sub, doc_type) for sub in subdomains for doc_type in doc_types.get(sub.id, [])]
-    counts = ctx.config.counts
-    quotas = allocate_quotas(len(pairs), counts.documents, counts.ideas_per_type)
-    return [Cell(by_id[sub.domain_id], sub, doc_type, assertions.get(sub.id, []), quota)
-            for (sub, doc_type), quota in zip(pairs, quotas)]
+    cells = []
+    for sub in subdomains:
+        types = doc_types.get(sub.id, [])
+        for doc_type, quota in zip(types, allocate_quotas(len(types), quotas.get(sub.id, 0), 0)):
+            cells.append(Cell(by_id[sub.domain_id], sub, doc_type, assertions.get(sub.id, []), quota))
+    return cells
 
 
 async def _documents_for(ctx: CorpusContext, cells: list[Cell], round_number: int) -> None:
@@ -129,11 +139,18 @@ async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out
                                            "full run reuses their answers.")
             run.write_json("preview.json", projection.as_dict())
             return CorpusResult(out_dir=run.path, preview=projection)
+        quotas = _subdomain_quotas(config, subdomains)
+        planned = sum(quotas.values())
         clock = time.monotonic()
-        assertions, doc_types = await characterise_subdomains(ctx, domains, subdomains)
+        # Subdomains that get no documents (a small total over many subdomains) cost no calls.
+        assertions, doc_types = await characterise_subdomains(
+            ctx, domains, [sub for sub in subdomains if quotas[sub.id] > 0])
         ctx.timings["assertions+doc_types"] = time.monotonic() - clock
-        cells = _cells(ctx, domains, subdomains, assertions, doc_types)
+        cells = _cells(domains, subdomains, quotas, assertions, doc_types)
         target = sum(cell.quota for cell in cells)
+        if target < planned:
+            say(f"warning: {planned - target} planned documents have no document type to go to (failed calls); "
+                "rerun to retry them")
         say(f"{len(cells)} (subdomain, document type) cells; {target} documents planned")
         clock = time.monotonic()
         await propose_ideas(ctx, [(cell, cell.quota) for cell in cells if cell.quota > 0], 0)
@@ -158,8 +175,8 @@ async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out
         clock = time.monotonic()
         ctx.timings["generation"] = clock - started
         stats = write_outputs(ctx, domains=domains, subdomains=subdomains, cells=cells, assertions=assertions,
-                              assembly=assembly, target=target, elapsed_s=time.monotonic() - started)
-        say(f"kept {stats['documents']['kept']} of {target} planned documents; drops: {stats['drops'] or 'none'}")
+                              assembly=assembly, target=planned, elapsed_s=time.monotonic() - started)
+        say(f"kept {stats['documents']['kept']} of {planned} planned documents; drops: {stats['drops'] or 'none'}")
         return CorpusResult(out_dir=run.path, stats=stats)
     finally:
         ctx.close()

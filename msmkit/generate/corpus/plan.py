@@ -21,10 +21,10 @@ class Cell:
         return self.doc_type.id  # a document type belongs to exactly one subdomain
 
 
-def allocate_quotas(cell_count: int, documents: int | None, ideas_per_type: int) -> list[int]:
-    """Spread a document total evenly over cells (earlier cells take the remainder), or I per cell."""
+def allocate_quotas(cell_count: int, documents: int | None, each: int) -> list[int]:
+    """Spread a total evenly over `cell_count` slots (earlier slots take the remainder), or `each` per slot."""
     if documents is None:
-        return [ideas_per_type] * cell_count
+        return [each] * cell_count
     if cell_count == 0:
         return []
     base, extra = divmod(documents, cell_count)

@@ -59,13 +59,14 @@ def _stage(name: str, calls: int, input_per_call: float, output_per_call: float,
 def project(config: CorpusConfig, prompts: CorpusPrompts, domains: list[Domain], subdomains: list[Subdomain],
             *, decomposition_calls: StageProjection | None = None) -> Projection:
     counts, lengths = config.counts, config.lengths
-    s = len(subdomains)
-    cells = s * counts.doc_types_per_subdomain
+    s_all = len(subdomains)
+    cells = s_all * counts.doc_types_per_subdomain
     documents = counts.documents if counts.documents is not None else cells * counts.ideas_per_type
+    s = min(s_all, documents)  # subdomains that get no documents are not characterised
     ideas_calls = min(cells, documents)
     per_cell = math.ceil(documents / cells) if cells else 0
     system = 0 if prompts.base_model else estimate_tokens(prompts.system_text)
-    excerpt = sum(estimate_tokens(sub.spec_excerpt) for sub in subdomains) / s if s else 0
+    excerpt = sum(estimate_tokens(sub.spec_excerpt) for sub in subdomains) / s_all if s_all else 0
     document_tokens = lengths.target_words * _TOKENS_PER_WORD
     llm = config.generator
     stages = [decomposition_calls] if decomposition_calls else []
