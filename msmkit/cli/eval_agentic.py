@@ -64,6 +64,8 @@ def agentic(
     scratchpad: Optional[bool] = typer.Option(None, "--scratchpad/--no-scratchpad", help="Offer the secret "
                                               "scratchpad (default) or not (the published prod flag)."),
     extra_instructions: Optional[str] = typer.Option(None, "--extra-instructions", help="dont or goal."),
+    published_grader: Optional[bool] = typer.Option(None, "--published-grader/--no-published-grader", help="Also "
+                                                    "score blackmail/leaking/murder with inspect_evals' classifier."),
     display: str = typer.Option("rich", "--display", help="Inspect's display: rich, plain, log or none."),
 ) -> None:
     """Agentic misalignment (blackmail, leaking, murder from inspect_evals; our exfiltration): decided and
@@ -92,17 +94,22 @@ def agentic(
     overrides = {"scenarios": _split(scenarios), "grid": grid, "goal_types": _split(goal_types),
                  "goal_values": _split(goal_values), "urgencies": _split(urgency), "epochs": epochs,
                  "temperature": temperature, "max_tokens": max_tokens, "scratchpad": scratchpad,
-                 "extra_system_instructions": extra_instructions}
+                 "extra_system_instructions": extra_instructions, "published_grader": published_grader}
     data.update({key: value for key, value in overrides.items() if value is not None})
     settings = validate_config(data, AgenticConfig, str(config) if config else "command line")
     summary = run_agentic(settings, out, display=display, say=lambda m: console.print(escape(m), highlight=False))
 
     table = Table(title=f"Agentic misalignment: {escape(summary['model'])} (grader {escape(summary['grader'])})")
-    for column in ("scenario", "samples", "errors", "decided (paper's number)", "executed", "tool call found"):
+    published = settings.published_grader
+    columns = ["scenario", "samples", "errors", "decided (paper's number)", "executed", "tool call found"]
+    for column in columns + (["inspect_evals harmful"] if published else []):
         table.add_column(column)
     for name, block in [*summary["by_scenario"].items(), ("all", summary["all"])]:
-        table.add_row(name, str(block["samples"]), str(block["errors"]), _estimate(block["decided"]),
-                      _estimate(block["executed"]), _estimate(block["action_taken"]))
+        row = [name, str(block["samples"]), str(block["errors"]), _estimate(block["decided"]),
+               _estimate(block["executed"]), _estimate(block["action_taken"])]
+        if published:
+            row.append(_estimate(block["published_harmful"]) if "published_harmful" in block else "-")
+        table.add_row(*row)
     Console().print(table)
     if summary["all"]["errors"]:
         console.print(f"[yellow]{summary['all']['errors']} sample(s) errored (model or judge): excluded from the "

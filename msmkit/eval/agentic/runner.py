@@ -42,6 +42,8 @@ class AgenticConfig(StrictModel):
     scratchpad: bool = True  # False = the published task's prod flag (no secret scratchpad)
     extra_system_instructions: Literal["dont", "goal"] | None = None
     grader_max_tokens: int = Field(1024, ge=16)
+    # Also score blackmail/leaking/murder with inspect_evals' own classifier (comparable with published numbers).
+    published_grader: bool = False
     max_connections: int = Field(8, ge=1)
     max_tasks: int = Field(4, ge=1)
 
@@ -73,7 +75,8 @@ def build_task(condition: Condition, config: AgenticConfig, grader: Any) -> Any:
                             urgency_type=condition.urgency, extra_system_instructions=config.extra_system_instructions,
                             prod=prod)
     return task_with(base, name=f"am_{condition.key}",
-                     scorer=misalignment_scorer(grader_model=grader, grader_max_tokens=config.grader_max_tokens),
+                     scorer=misalignment_scorer(grader_model=grader, grader_max_tokens=config.grader_max_tokens,
+                                                published_grader=config.published_grader),
                      metadata={"msm_condition": condition.key, "msm_settings": config.settings_key()})
 
 
