@@ -17,9 +17,9 @@ from msmkit.models.tiny import build_tiny_model
 from msmkit.testing import FakeLLMServer, Reply
 
 
-def _adapter(base: Path, out: Path) -> Path:
+def _adapter(base: Path, out: Path, seed: int = 3) -> Path:
     model = AutoModelForCausalLM.from_pretrained(base)
-    torch.manual_seed(3)
+    torch.manual_seed(seed)
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                                                   init_lora_weights=False))
     peft_model.save_pretrained(out)
@@ -39,6 +39,9 @@ def test_adapter_is_merged_once_and_the_merged_model_runs_through_inspect(tmp_pa
     # the adapter folder alone finds its base; same files, same cache entry, no second merge
     _, again = inspect_model_args(ModelRef(model=str(adapter)))
     assert Path(again["model_path"]) == merged and (merged / MERGE_MARKER).stat().st_mtime_ns == marker_time
+    other = _adapter(base, tmp_path / "other", seed=4)
+    _, changed = inspect_model_args(ModelRef(model=str(base), adapter=str(other)))
+    assert Path(changed["model_path"]) != merged  # other adapter weights, other merged checkpoint
 
     def responder(req):
         assert req.system == JUDGE_SYSTEM  # only the judge is served over HTTP; the agent runs in process

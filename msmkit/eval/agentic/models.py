@@ -4,7 +4,8 @@ OpenAI-compatible server (vLLM), Anthropic or OpenAI.
 - "embedded": the packaged Gemma 3 270M base (its converted safetensors folder), via Inspect's `hf` provider.
 - a folder with config.json: a local checkpoint, via `hf`.
 - a folder with adapter_config.json, or `adapter=`: the adapter is merged into its base once and kept in
-  `<cache>/merged/<hash of base + adapter files>` (Inspect's hf provider cannot load PEFT adapters).
+  `<cache>/merged/<hash of the adapter's bytes + the base's files, sizes and mtimes>` (Inspect's hf provider
+  cannot load PEFT adapters).
 - an Inspect model name ("anthropic/claude-...", "openai/gpt-...", "openai-api/<service>/<model>", "vllm/..."),
   passed through; with `base_url` and no provider prefix, "openai-api/msm/<model>" (any OpenAI-compatible server).
 API keys are read from the environment variable named by `api_key_env` and never written anywhere.
@@ -60,7 +61,17 @@ class ModelRef(StrictModel):
         return " ".join(parts)
 
 
+def _fingerprint(folder: Path) -> str:
+    """Cheap identity of a (possibly huge) base checkpoint: resolved path, file names, sizes, mtimes."""
+    digest = hashlib.sha256(str(folder.resolve()).encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
 def _tree_hash(folder: Path) -> str:
+    """Content hash (adapters are small: hash every byte)."""
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
@@ -77,7 +88,7 @@ def merged_checkpoint(base: str, adapter: str) -> Path:
     adapter_dir = Path(adapter)
     if not (adapter_dir / ADAPTER_CONFIG).is_file():
         raise ConfigError(f"adapter folder {adapter} has no {ADAPTER_CONFIG}: pass a PEFT adapter folder")
-    base_key = _tree_hash(Path(base)) if Path(base).is_dir() else base
+    base_key = _fingerprint(Path(base)) if Path(base).is_dir() else base
     key = hashlib.sha256(f"{base_key}\0{_tree_hash(adapter_dir)}".encode()).hexdigest()[:24]
     root = cache_dir() / "merged"
     target = root / key
