@@ -124,7 +124,8 @@ class QuestionPool:
         for position, question in enumerate(fresh):
             if position in duplicates:
                 of, similarity = duplicates[position]
-                self.duplicates.append({"question_id": question.id, "text": question.text, "duplicate_of": of,
+                self.duplicates.append({"question_id": question.id, "request": question.request, "text": question.text,
+                                        "duplicate_of": of,
                                         "similarity": round(similarity, 4)})
             else:
                 self.unique.append(question)
