@@ -170,9 +170,26 @@ def _has_chat_template(folder: Path) -> bool:
         config.is_file() and '"chat_template"' in config.read_text(encoding="utf-8"))
 
 
+def _register_local_model_info(name: str, folder: Path) -> None:
+    """Tell Inspect the context window of a local checkpoint. Without this, Inspect's model-info lookup falls
+    back to instantiating `hf/<name>` as a *hub* model, which reaches for huggingface.co."""
+    from inspect_ai.model import ModelInfo, set_model_info
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    text = config.get("text_config") or config
+    info = ModelInfo(context_length=text.get("max_position_embeddings"), organization="local checkpoint")
+    for key in (name, name.split("/", 1)[1]):
+        set_model_info(key, info)
+
+
 def get_inspect_model(ref: ModelRef, **config: Any):
     """An Inspect Model for `ref`; `config` goes into its GenerateConfig."""
     from inspect_ai.model import GenerateConfig, get_model
 
     name, args = inspect_model_args(ref)
+    if "model_path" in args:
+        # local weights only: nothing may be downloaded at run time
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        _register_local_model_info(name, Path(args["model_path"]))
     return get_model(name, config=GenerateConfig(**config), **args)
