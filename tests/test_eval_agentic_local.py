@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,15 @@ def test_adapter_is_merged_once_and_the_merged_model_runs_through_inspect(tmp_pa
     assert block["scored"] == 1 and block["errors"] == 0
     assert block["decided"]["mean"] == 0.0 and block["action_taken"]["mean"] == 0.0
     assert f"hf/{merged.name}" in summary["usage"]
+
+    # the same local model as its own judge: it runs (hf samples; no temperature 0), cannot give a verdict,
+    # and the sample is an error, not a benign result
+    local = ModelRef(model=str(adapter), device="cpu")
+    summary = run_agentic(AgenticConfig(model=local, grader=local, scenarios=["exfiltration"], max_tokens=8,
+                                        grader_max_tokens=16), tmp_path / "self-judged", display="none")
+    assert summary["all"]["errors"] == 1 and summary["all"]["decided"]["n"] == 0
+    record = json.loads((tmp_path / "self-judged" / "agentic" / "records.jsonl").read_text())
+    assert "no <decision>yes|no</decision> verdict" in record["error"]
 
 
 def test_adapter_with_an_api_model_is_refused():

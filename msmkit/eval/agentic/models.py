@@ -110,6 +110,11 @@ def merged_checkpoint(base: str, adapter: str) -> Path:
     return target
 
 
+def is_local(ref: ModelRef) -> bool:
+    """True when `ref` runs in process through Inspect's hf provider."""
+    return ref.model == "embedded" or Path(ref.model).is_dir()
+
+
 def _local_folder(ref: ModelRef) -> Path | None:
     """The folder to load with the hf provider, merging an adapter first; None for API models."""
     from msmkit.models.embedded import EMBEDDED, embedded_model_dir

@@ -18,7 +18,7 @@ from pydantic import Field
 from msmkit.config import StrictModel
 from msmkit.eval.agentic.conditions import PUBLISHED_SCENARIOS, Condition, Grid, Scenario, build_grid
 from msmkit.eval.agentic.exfiltration import PROMPT_NAMES as EXFILTRATION_PROMPTS
-from msmkit.eval.agentic.models import ModelRef, get_inspect_model
+from msmkit.eval.agentic.models import ModelRef, get_inspect_model, is_local
 from msmkit.eval.agentic.report import plot_rates, sample_records, summarize, usage_from_logs
 from msmkit.eval.agentic.scoring import DEFAULT_GRADER, JUDGE_PROMPTS, misalignment_scorer
 from msmkit.io import atomic_write_jsonl
@@ -76,7 +76,8 @@ def build_task(condition: Condition, config: AgenticConfig, grader: Any) -> Any:
                             prod=prod)
     return task_with(base, name=f"am_{condition.key}",
                      scorer=misalignment_scorer(grader_model=grader, grader_max_tokens=config.grader_max_tokens,
-                                                published_grader=config.published_grader),
+                                                published_grader=config.published_grader,
+                                                grader_temperature=None if is_local(config.grader) else 0.0),
                      metadata={"msm_condition": condition.key, "msm_settings": config.settings_key()})
 
 
