@@ -28,6 +28,7 @@ from msmkit.generate.aft.questions import QuestionPool
 from msmkit.generate.aft.records import Cell
 from msmkit.generate.aft.values import ValueGuard, derive_value_terms
 from msmkit.llm.client import LLMClient
+from msmkit.llm.progress import progress_bar
 from msmkit.runs import RunDir
 from msmkit.spec import ModelSpec, load_spec
 
@@ -138,8 +139,13 @@ async def generate_aft_async(spec_path: str | Path, config: AftConfig, out_dir: 
                 break
             rounds += 1
             await _prefetch_round(ctx, batch, cells_by_id)
-            outcomes = await asyncio.gather(*(process(ctx, q, cells_by_id[q.cell_id], checks, round_number, tally)
-                                              for q in batch))
+            with progress_bar(f"aft round {round_number + 1}: answer + judge", total=len(batch)) as advance:
+                async def one(question: Any) -> Example | Drop:
+                    outcome = await process(ctx, question, cells_by_id[question.cell_id], checks, round_number, tally)
+                    advance()
+                    return outcome
+
+                outcomes = await asyncio.gather(*(one(q) for q in batch))
             for outcome in outcomes:
                 (kept if isinstance(outcome, Example) else drops).append(outcome)  # type: ignore[arg-type]
             say(f"round {round_number + 1}: answered {len(batch)}, kept {len(kept)} of {target}")

@@ -17,6 +17,7 @@ from msmkit.data.dedup import EmbeddingIndex, embed
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.records import Cell, Question, make_id
 from msmkit.generate.corpus.parsing import parse_line_list
+from msmkit.llm.progress import progress_bar
 
 _QUESTIONS = TypeAdapter(list[str])
 MIN_QUESTION_CHARS, MAX_QUESTION_CHARS = 8, 2000
@@ -52,7 +53,13 @@ class QuestionPool:
         self.next_request = requests[-1] + 1
         pending = [k for k in requests if self.ctx.log("questions").get(self._task(k)) is None]
         await self.ctx.prefetch("questions", [self._request(k) for k in pending])
-        records = await asyncio.gather(*(self._answer(k) for k in requests))
+        with progress_bar("aft questions", total=len(requests)) as advance:
+            async def one(k: int) -> dict[str, Any] | None:
+                record = await self._answer(k)
+                advance()
+                return record
+
+            records = await asyncio.gather(*(one(k) for k in requests))
         fresh: list[Question] = []
         for k, record in zip(requests, records):
             fresh.extend(self._parse(k, record))

@@ -27,6 +27,7 @@ from msmkit.generate.aft.values import ValueGuard
 from msmkit.generate.corpus.store import StageLog
 from msmkit.io import atomic_write_jsonl
 from msmkit.llm.client import LLMCallFailed, LLMClient
+from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMConfig, LLMRequest, StopReason
 from msmkit.prompts import load_prompt, prompt_hashes
 from msmkit.runs import RunDir
@@ -188,7 +189,13 @@ async def generate_neutral_async(match_corpus: str | Path, config: NeutralConfig
             tasks = list(range(next_task, next_task + wanted))
             next_task += wanted
             rounds += 1
-            records = await asyncio.gather(*(generator.answer(k) for k in tasks))
+            with progress_bar(f"neutral round {rounds}", total=len(tasks)) as advance:
+                async def one(k: int) -> dict[str, Any] | None:
+                    record = await generator.answer(k)
+                    advance()
+                    return record
+
+                records = await asyncio.gather(*(one(k) for k in tasks))
             for k, record in zip(tasks, records):
                 text, reason = generator.outcome(record)
                 if text is None:
