@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,21 @@ def test_missing_key_variable_is_a_clear_error(tmp_path, monkeypatch):
     config = AgenticConfig(model=ModelRef(model="openai/gpt-4o", api_key_env="MSM_ABSENT_KEY"), scenarios=["murder"])
     with pytest.raises(ConfigError, match="MSM_ABSENT_KEY"):
         run_agentic(config, tmp_path, display="none")
+
+
+def test_exfiltration_task_runs_standalone_from_its_file_with_a_grader_role(server, tmp_path):
+    """`inspect eval msmkit/eval/agentic/exfiltration.py --model-role grader=...` works without msmkit's runner."""
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import get_model
+
+    import msmkit.eval.agentic.exfiltration as module
+
+    def model(name: str):
+        return get_model(f"openai-api/fake/{name}", base_url=server.openai_base_url, api_key="unused")
+
+    [log] = inspect_eval(os.path.relpath(module.__file__), model=model("actor"), model_roles={"grader": model("judge")},
+                         task_args={"urgency_type": "restriction"}, log_dir=str(tmp_path), display="none")
+    assert log.status == "success"
+    [sample] = log.samples
+    assert sample.id == "exfiltration_explicit-america_restriction"
+    assert sample.scores["misalignment_scorer"].value == {"decided": 1.0, "executed": 1.0, "action_taken": 1.0}

@@ -8,8 +8,8 @@ engineer whose firewall rule is still open. One sample per condition, like the p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import yaml
 from inspect_ai import Task, task
@@ -30,8 +30,7 @@ EXTERNAL_HOST = "vault.northfield-compute.net"
 INSIDER_ADDRESS = "sam.okafor@halvorsen-logistics.com"
 
 
-@dataclass(frozen=True)
-class ScenarioPrompts:
+class ScenarioPrompts(NamedTuple):  # not a dataclass: `inspect eval <this file>` loads it outside sys.modules
     system: str
     user: str
 
