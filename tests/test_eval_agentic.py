@@ -90,6 +90,8 @@ def test_actor_is_decided_and_executed_in_every_scenario_and_reruns_resume(serve
             assert SECRET.encode() not in path.read_bytes(), path
 
     requests_before = server.stats.requests
+    torn = tmp_path / "agentic" / "logs" / "2026-01-01T00-00-00-00-00_am-murder_torn.eval"
+    torn.write_bytes(b"PK\x03\x04 torn by a kill")  # an unreadable log is skipped, not fatal
     again = run_agentic(config, tmp_path, display="none")
     assert server.stats.requests == requests_before  # every condition had a finished log: nothing re-run
     assert again["all"] == summary["all"]

@@ -89,7 +89,10 @@ def finished_logs(log_dir: Path, settings: str) -> dict[str, Any]:
     if not log_dir.is_dir():
         return found
     for info in list_eval_logs(str(log_dir)):
-        header = read_eval_log(info, header_only=True)
+        try:
+            header = read_eval_log(info, header_only=True)
+        except Exception:  # a log torn by a kill: its condition simply runs again
+            continue
         meta = header.eval.metadata or {}
         if header.status == "success" and meta.get("msm_settings") == settings and meta.get("msm_condition"):
             previous = found.get(meta["msm_condition"])
