@@ -87,7 +87,8 @@ class QuestionPool:
             response = await ctx.ask("questions", request)
             if response is None:
                 return None
-            items = parse_line_list("1. " + response.text.lstrip(), ctx.config.counts.questions_per_request)
+            # The completion prompt shows two example messages and ends at "3."; only new items count.
+            items = parse_line_list("3. " + response.text.lstrip(), ctx.config.counts.questions_per_request)
             record = {"task": task, "answered": True, "items": items, "error": None}
         else:
             ctx.counters["questions"].requests += 1
