@@ -127,11 +127,13 @@ def plot_rates(summary: dict[str, Any], path: Path, *, title: str) -> Path:
     return path
 
 
-def usage_from_logs(logs: Iterable[Any]) -> dict[str, dict[str, int]]:
-    """Token counts per model, summed over the Inspect logs (evaluated model and grader)."""
-    totals: dict[str, dict[str, int]] = defaultdict(lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
+def usage_from_logs(logs: Iterable[Any]) -> dict[str, dict[str, float]]:
+    """Token counts (and cost, where Inspect knows the price) per model, summed over the Inspect logs."""
+    totals: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "cost_usd": 0.0})
     for log in logs:
         for model, usage in (log.stats.model_usage if log.stats else {}).items():
             for key in ("input_tokens", "output_tokens", "total_tokens"):
                 totals[model][key] += getattr(usage, key, 0) or 0
+            totals[model]["cost_usd"] += usage.total_cost or 0.0
     return dict(totals)
