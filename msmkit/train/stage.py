@@ -49,7 +49,7 @@ class StageResult:
 def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunDir | None = None,
               callbacks: list[Any] | None = None) -> StageResult:
     output_dir = Path(output_dir)
-    state = PartialState()
+    state = process_state()
     fingerprint = _fingerprint(kind, cfg)
     done = _finished_record(output_dir, fingerprint)
     if done is not None:
@@ -100,6 +100,12 @@ def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunD
                       f"final loss {record['final_loss']}")
     state.wait_for_everyone()
     return StageResult(output_dir, model_dir, record)
+
+
+def process_state() -> PartialState:
+    """This process's place in the launch. With no GPU, processes started by torchrun / `accelerate launch`
+    join one gloo group on CPU (accelerate would otherwise treat each as a lone process)."""
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def planned_steps(sequences: int, cfg: StageConfig, processes: int) -> int:
@@ -169,7 +175,7 @@ def _build_trainer(model, tokenizer, dataset, collator, cfg: StageConfig, output
         bf16=bf16, fp16=False, gradient_checkpointing=cfg.model.gradient_checkpointing,
         packing=False, padding_free=False, max_length=None,
         dataset_kwargs={"skip_prepare_dataset": True},  # rows are tokenized, masked and packed by msmkit
-        remove_unused_columns=False, dataloader_drop_last=False, save_only_model=False,
+        remove_unused_columns=False, dataloader_drop_last=False, dataloader_pin_memory=on_gpu, use_cpu=not on_gpu,
     )
     clash = set(cfg.trl) & {"packing", "padding_free", "dataset_kwargs", "output_dir", "assistant_only_loss"}
     if clash:
@@ -197,7 +203,7 @@ def _last_checkpoint(output_dir: Path) -> str | None:
 def _save_outputs(trainer, tokenizer, cfg: StageConfig, model_dir: Path, output_dir: Path,
                   template: ChosenTemplate | None) -> None:
     trainer.save_model(str(model_dir))  # adapter (LoRA) or full weights; tokenizer with its chat template
-    state = PartialState()
+    state = process_state()
     if not state.is_main_process:
         return
     model = trainer.model
@@ -233,7 +239,7 @@ def _portable_adapter_base(model_dir: Path, cfg: StageConfig) -> None:
 def _record(kind, cfg, tokens: TokenizedRows, stats, planned, trainer, result, collator, seconds, template, init,
             fingerprint, resumed_from) -> dict[str, Any]:
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    world = PartialState().num_processes
+    world = process_state().num_processes
     return {
         "stage": kind, "complete": True, "fingerprint": fingerprint, "init": init,
         "source_rows": tokens.source_rows, "rows": len(tokens.rows), "dropped_rows": tokens.dropped,
@@ -288,7 +294,7 @@ def _say(run: RunDir | None, message: str) -> None:
     logger.info(message)
     if run is not None:
         run.log(message)
-    if PartialState().is_main_process:
+    if process_state().is_main_process:
         from rich.console import Console
 
         Console(stderr=True).print(f"[bold]msm train[/bold] {message}", highlight=False)
