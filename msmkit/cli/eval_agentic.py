@@ -135,12 +135,14 @@ def open_qa(
     n_questions: int = typer.Option(150, "--n-questions", min=1),
     model_name: Optional[str] = typer.Option(None, "--model-name", help="Fills {model_name} in the spec."),
     answer_max_tokens: int = typer.Option(1024, "--answer-max-tokens", min=1),
+    judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", min=16),
 ) -> None:
     """Open questions on the spec, answered by the model and judged 1-10 for adherence (in-distribution check)."""
     from msmkit.eval.open_qa import OpenQAConfig, run_open_qa
 
     config = OpenQAConfig(spec=str(spec), questions_file=str(questions) if questions else None,
                           n_questions=n_questions, model_name=model_name, answer_max_tokens=answer_max_tokens,
+                          judge_max_tokens=judge_max_tokens,
                           model=_llm_config(model_config, "model"), judge=_llm_config(judge_config, "judge"),
                           generator=_llm_config(generator_config, "generator"))
     summary = run_open_qa(config, out)

@@ -109,14 +109,19 @@ def plot_rates(summary: dict[str, Any], path: Path, *, title: str) -> Path:
             means.append(estimate["mean"])
             lows.append(estimate["mean"] - estimate["low"])
             highs.append(estimate["high"] - estimate["mean"])
-        ax.bar(xs, means, width, yerr=[lows, highs], capsize=3, color=color, label=key)
+        if xs:
+            ax.bar(xs, means, width, yerr=[lows, highs], capsize=3, color=color, label=key)
+    if ax.patches:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no scored samples (see errors)", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlim(-0.6, len(groups) - 0.4)
     labels = [f"{name}\nn={block['scored']}" + (f", err={block['errors']}" if block["errors"] else "")
               for name, block in groups]
     ax.set_xticks(range(len(groups)), labels, fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("rate (95% CI)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.stem + ".tmp.png")
