@@ -98,8 +98,11 @@ def test_midtraining_lowers_loss_and_adapter_loads_with_peft(tiny, corpus, midtr
 
 
 def test_aft_continues_the_midtraining_adapter_with_the_saved_template(midtrained, chats, tmp_path):
-    cfg = stage_config(AftConfig, midtrained.model_dir, chats)
+    cfg = stage_config(AftConfig, midtrained.model_dir, chats, checkpoints={"save_merged": True})
     result = run_stage("aft", cfg, tmp_path / "aft")
+    merged = tmp_path / "aft" / "merged"  # plain weights for vLLM / Inspect's hf provider
+    AutoModelForCausalLM.from_pretrained(merged)
+    assert AutoTokenizer.from_pretrained(merged).chat_template == default_chat_template()
     record = result.record
     assert record["init"] == "continue-adapter"
     assert 0 < record["supervised_tokens"] < record["tokens"] and record["dropped_rows"] == {}

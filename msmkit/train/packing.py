@@ -47,8 +47,11 @@ class DocumentBoundaryCollator:
 
     pad_token_id: int
     flatten: bool = False  # one row for FlashAttention varlen kernels; SDPA/eager use one row per sequence
-    real_tokens: int = 0
-    slot_tokens: int = 0  # real + padding, as fed to the model
+
+    def __post_init__(self) -> None:
+        # Per collated batch: (real tokens, real + padding). The dataloader may collate a batch or two ahead of
+        # training, so totals are taken over the batches actually trained (`totals(batches)`).
+        self.batches: list[tuple[int, int]] = []
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         ids, labels, positions = [], [], []
@@ -74,10 +77,14 @@ class DocumentBoundaryCollator:
             batch_labels[index, :n] = row_labels
             batch_positions[index, :n] = row_positions
             batch_positions[index, n:] = torch.arange(width - n)
-        self.real_tokens += sum(len(row) for row in ids)
-        self.slot_tokens += batch_ids.numel()
+        self.batches.append((sum(len(row) for row in ids), batch_ids.numel()))
         return {"input_ids": batch_ids, "labels": batch_labels, "position_ids": batch_positions}
 
-    @property
-    def padding_fraction(self) -> float:
-        return 1 - self.real_tokens / self.slot_tokens if self.slot_tokens else 0.0
+    def totals(self, batches: int | None = None) -> tuple[int, int]:
+        """(real tokens, slots) over the first `batches` collated batches (all when None)."""
+        chosen = self.batches if batches is None else self.batches[:batches]
+        return sum(real for real, _ in chosen), sum(slots for _, slots in chosen)
+
+    def padding_fraction(self, batches: int | None = None) -> float:
+        real, slots = self.totals(batches)
+        return 1 - real / slots if slots else 0.0

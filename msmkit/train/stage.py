@@ -83,12 +83,13 @@ def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunD
     if last:
         _say(run, f"{kind}: resuming from {last}")
     started = time.monotonic()
+    first_step = _checkpoint_step(last)
     result = trainer.train(resume_from_checkpoint=last)
     seconds = time.monotonic() - started
 
     model_dir = output_dir / MODEL_SUBDIR
     record = _record(kind, cfg, tokens, stats, planned, trainer, result, collator, seconds, template, init,
-                     fingerprint, resumed_from=last)
+                     fingerprint, resumed_from=last, first_step=first_step)
     _save_outputs(trainer, tokenizer, cfg, model_dir, output_dir, template)
     if state.is_main_process:
         atomic_write_json(output_dir / RECORD_FILE, record)
@@ -194,6 +195,10 @@ def _build_trainer(model, tokenizer, dataset, collator, cfg: StageConfig, output
                       data_collator=collator, peft_config=peft_config, callbacks=callbacks)
 
 
+def _checkpoint_step(checkpoint: str | None) -> int:
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1]) if checkpoint else 0
+
+
 def _last_checkpoint(output_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -237,16 +242,20 @@ def _portable_adapter_base(model_dir: Path, cfg: StageConfig) -> None:
 
 
 def _record(kind, cfg, tokens: TokenizedRows, stats, planned, trainer, result, collator, seconds, template, init,
-            fingerprint, resumed_from) -> dict[str, Any]:
+            fingerprint, resumed_from, first_step) -> dict[str, Any]:
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     world = process_state().num_processes
+    trained_batches = (trainer.state.global_step - first_step) * cfg.optim.gradient_accumulation_steps
+    processed, _ = collator.totals(trained_batches)
     return {
         "stage": kind, "complete": True, "fingerprint": fingerprint, "init": init,
         "source_rows": tokens.source_rows, "rows": len(tokens.rows), "dropped_rows": tokens.dropped,
         "truncated_rows": tokens.truncated, "tokens": tokens.tokens, "supervised_tokens": tokens.supervised_tokens,
         "sequences": stats["sequences"], "segments": stats["segments"], "max_length": stats["max_length"],
         "packing": cfg.packing.enabled,
-        "padding_fraction": collator.padding_fraction,
+        "padding_fraction": collator.padding_fraction(trained_batches),
+        "processed_tokens": processed,  # real tokens trained in this invocation (this process)
+        "tokens_per_second": processed * world / seconds if seconds > 0 else None,
         "padding_fraction_scope": "process 0" if world > 1 else "all",
         "planned_steps": planned, "steps": trainer.state.global_step, "epochs": trainer.state.epoch,
         "processes": world,
