@@ -97,6 +97,32 @@ async def _prefetch_round(ctx: AftContext, batch: list[Any], cells: dict[str, Ce
                                      if not (log.get(q.id) or {}).get("answered")])
 
 
+async def _answer_round(ctx: AftContext, pool: QuestionPool, want: int, cells: dict[str, Cell], checks: Checks,
+                        round_number: int, tally: JudgeTally) -> list[Example | Drop]:
+    """Answer and judge `want` pooled questions, asking for more questions when the pool is short. Answering
+    starts as soon as each chunk of new questions is deduplicated (the embedding overlaps the LLM calls)."""
+    counts = ctx.config.counts
+    tasks: list[asyncio.Future[Example | Drop]] = []
+    with progress_bar(f"aft round {round_number + 1}: answer + judge", total=want) as advance:
+        async def one(question: Any) -> Example | Drop:
+            outcome = await process(ctx, question, cells[question.cell_id], checks, round_number, tally)
+            advance()
+            return outcome
+
+        async def launch(count: int) -> int:
+            batch = pool.take(count)
+            await _prefetch_round(ctx, batch, cells)
+            tasks.extend(asyncio.ensure_future(one(q)) for q in batch)
+            return len(batch)
+
+        missing = want - await launch(want)
+        if missing > 0:
+            async for _ in pool.grow(math.ceil(missing * counts.question_overgenerate)):
+                if missing > 0:
+                    missing -= await launch(missing)
+        return list(await asyncio.gather(*tasks))
+
+
 async def generate_aft_async(spec_path: str | Path, config: AftConfig, out_dir: str | Path, *,
                              report: Report | None = None, extra_stats: dict[str, Any] | None = None) -> AftResult:
     say = report or (lambda message: None)
@@ -131,24 +157,14 @@ async def generate_aft_async(spec_path: str | Path, config: AftConfig, out_dir: 
             if need <= 0:
                 break
             want = math.ceil(need * counts.answer_overgenerate)
-            if pool.available < want:
-                await pool.grow(math.ceil((want - pool.available) * counts.question_overgenerate))
-            batch = pool.take(want)
-            if not batch:
+            outcomes = await _answer_round(ctx, pool, want, cells_by_id, checks, round_number, tally)
+            if not outcomes:
                 say("no new questions came back; stopping early (see stats.json and log.txt)")
                 break
             rounds += 1
-            await _prefetch_round(ctx, batch, cells_by_id)
-            with progress_bar(f"aft round {round_number + 1}: answer + judge", total=len(batch)) as advance:
-                async def one(question: Any) -> Example | Drop:
-                    outcome = await process(ctx, question, cells_by_id[question.cell_id], checks, round_number, tally)
-                    advance()
-                    return outcome
-
-                outcomes = await asyncio.gather(*(one(q) for q in batch))
             for outcome in outcomes:
                 (kept if isinstance(outcome, Example) else drops).append(outcome)  # type: ignore[arg-type]
-            say(f"round {round_number + 1}: answered {len(batch)}, kept {len(kept)} of {target}")
+            say(f"round {round_number + 1}: answered {len(outcomes)}, kept {len(kept)} of {target}")
         surplus = max(0, len(kept) - target)
         final = kept[:target]
         random.Random(config.seed).shuffle(final)

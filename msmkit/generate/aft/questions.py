@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from typing import Any, AsyncIterator
 
 from pydantic import TypeAdapter
 
@@ -21,6 +21,7 @@ from msmkit.llm.progress import progress_bar
 
 _QUESTIONS = TypeAdapter(list[str])
 MIN_QUESTION_CHARS, MAX_QUESTION_CHARS = 8, 2000
+DEDUP_CHUNK_QUESTIONS = 160  # questions embedded per step; answering starts after the first step
 
 
 class QuestionPool:
@@ -46,24 +47,34 @@ class QuestionPool:
         self.taken += len(chosen)
         return chosen
 
-    async def grow(self, wanted: int) -> None:
-        """Ask enough question requests to add about `wanted` raw questions, then dedup them in order."""
+    async def grow(self, wanted: int) -> AsyncIterator[None]:
+        """Ask enough question requests to add about `wanted` raw questions; dedup their answers in request
+        order, chunk by chunk, yielding after each chunk so callers can start answering the unique questions
+        while later chunks are still being embedded."""
         per_request = self.ctx.config.counts.questions_per_request
         requests = list(range(self.next_request, self.next_request + max(1, math.ceil(wanted / per_request))))
         self.next_request = requests[-1] + 1
         pending = [k for k in requests if self.ctx.log("questions").get(self._task(k)) is None]
         await self.ctx.prefetch("questions", [self._request(k) for k in pending])
+        chunk = max(1, DEDUP_CHUNK_QUESTIONS // per_request)
         with progress_bar("aft questions", total=len(requests)) as advance:
             async def one(k: int) -> dict[str, Any] | None:
                 record = await self._answer(k)
                 advance()
                 return record
 
-            records = await asyncio.gather(*(one(k) for k in requests))
-        fresh: list[Question] = []
-        for k, record in zip(requests, records):
-            fresh.extend(self._parse(k, record))
-        await self._dedup(fresh)
+            answers = [asyncio.ensure_future(one(k)) for k in requests]
+            try:
+                for start in range(0, len(requests), chunk):
+                    records = await asyncio.gather(*answers[start:start + chunk])
+                    fresh: list[Question] = []
+                    for k, record in zip(requests[start:start + chunk], records):
+                        fresh.extend(self._parse(k, record))
+                    await self._dedup(fresh)
+                    yield
+            finally:
+                for answer in answers:
+                    answer.cancel()
 
     def _cell(self, k: int) -> Cell:
         return self.cells[k % len(self.cells)]
