@@ -18,6 +18,8 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
+from msmkit.errors import MsmError
+from msmkit.models.loading import load_causal_lm
 from msmkit.models.tiny import tiny_model_dir
 from msmkit.train import AftConfig, MidtrainConfig, TooFewStepsError, run_stage
 from msmkit.train.templates import default_chat_template
@@ -120,6 +122,16 @@ def test_aft_continues_the_midtraining_adapter_with_the_saved_template(midtraine
     assert again.skipped and again.record["fingerprint"] == record["fingerprint"]
 
 
+def test_aft_fresh_adapter_on_the_merged_midtraining_model(midtrained, chats, tmp_path):
+    cfg = stage_config(AftConfig, midtrained.model_dir, chats, init="fresh", optim={"max_steps": 1})
+    result = run_stage("aft", cfg, tmp_path / "fresh")
+    assert result.record["init"] == "merged-then-fresh-lora"
+    config = json.loads((result.model_dir / "adapter_config.json").read_text())
+    assert Path(config["base_model_name_or_path"]) == (tmp_path / "fresh" / "base").resolve()
+    model, _ = load_causal_lm(str(result.model_dir), device="cpu")  # base found through the adapter config
+    assert isinstance(model, PeftModel)
+
+
 def test_full_fine_tuning_saves_full_weights(tiny, corpus, tmp_path):
     cfg = stage_config(MidtrainConfig, tiny, corpus, lora={"enabled": False}, optim={"max_steps": 2})
     result = run_stage("midtrain", cfg, tmp_path / "full")
@@ -155,6 +167,9 @@ def test_resume_mid_stage_matches_uninterrupted_run(tiny, corpus, tmp_path):
     # The checkpoint carries the log of steps 1-3; steps 4-6 are trained again after the crash.
     assert len(resumed.record["losses"]) == 6
     assert resumed.record["losses"] == pytest.approx(whole.record["losses"], rel=1e-4)
+    changed = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"learning_rate": 1e-3})})
+    with pytest.raises(MsmError, match="another config"):  # never resumes checkpoints of a different run
+        run_stage("midtrain", changed, tmp_path / "split")
     first = load_file(whole.model_dir / "adapter_model.safetensors")
     second = load_file(resumed.model_dir / "adapter_model.safetensors")
     for key in first:

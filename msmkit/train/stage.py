@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 Kind = Literal["midtrain", "aft"]
 MODEL_SUBDIR = "model"  # the trained adapter (or full weights) + tokenizer + chat template
 MERGED_SUBDIR = "merged"
+BASE_SUBDIR = "base"  # AFT with init=fresh on a midtraining adapter: the merged model the new adapter trains on
+CLAIM_FILE = "stage.json"
 RECORD_FILE = "train_record.json"
 
 
@@ -59,7 +61,16 @@ def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunD
         raise ConfigError(f"{kind}.data.path is not set; give the {'corpus' if kind == 'midtrain' else 'chat'} "
                           "JSONL file or datasets folder")
 
+    _claim_folder(output_dir, fingerprint, state)
     model, tokenizer, init = _load_model(kind, cfg)
+    adapter_base = None
+    if init == "merged-then-fresh-lora":
+        # The new adapter sits on base + midtraining adapter merged; keep that base beside it so it loads.
+        adapter_base = output_dir / BASE_SUBDIR
+        if state.is_main_process and not (adapter_base / "config.json").is_file():
+            model.save_pretrained(str(adapter_base))
+            tokenizer.save_pretrained(str(adapter_base))
+        state.wait_for_everyone()
     template = None
     if kind == "midtrain":
         tokens = tokenize_documents(read_corpus(cfg.data.path, cfg.data.max_rows), tokenizer)
@@ -90,7 +101,7 @@ def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunD
     model_dir = output_dir / MODEL_SUBDIR
     record = _record(kind, cfg, tokens, stats, planned, trainer, result, collator, seconds, template, init,
                      fingerprint, resumed_from=last, first_step=first_step)
-    _save_outputs(trainer, tokenizer, cfg, model_dir, output_dir, template)
+    _save_outputs(trainer, tokenizer, cfg, model_dir, output_dir, template, adapter_base)
     if state.is_main_process:
         atomic_write_json(output_dir / RECORD_FILE, record)
         if run is not None:
@@ -206,7 +217,7 @@ def _last_checkpoint(output_dir: Path) -> str | None:
 
 
 def _save_outputs(trainer, tokenizer, cfg: StageConfig, model_dir: Path, output_dir: Path,
-                  template: ChosenTemplate | None) -> None:
+                  template: ChosenTemplate | None, adapter_base: Path | None) -> None:
     trainer.save_model(str(model_dir))  # adapter (LoRA) or full weights; tokenizer with its chat template
     state = process_state()
     if not state.is_main_process:
@@ -217,7 +228,7 @@ def _save_outputs(trainer, tokenizer, cfg: StageConfig, model_dir: Path, output_
         generation.eos_token_id = stop_token_ids(tokenizer, template)
     if generation is not None:
         generation.save_pretrained(str(model_dir))
-    _portable_adapter_base(model_dir, cfg)
+    _portable_adapter_base(model_dir, cfg, adapter_base)
     if cfg.checkpoints.save_merged and cfg.lora.enabled:
         merged = trainer.accelerator.unwrap_model(model).merge_and_unload(safe_merge=True, progressbar=False)
         merged.save_pretrained(str(output_dir / MERGED_SUBDIR))
@@ -226,7 +237,7 @@ def _save_outputs(trainer, tokenizer, cfg: StageConfig, model_dir: Path, output_
             generation.save_pretrained(str(output_dir / MERGED_SUBDIR))
 
 
-def _portable_adapter_base(model_dir: Path, cfg: StageConfig) -> None:
+def _portable_adapter_base(model_dir: Path, cfg: StageConfig, adapter_base: Path | None) -> None:
     """Name the base as the user did ("embedded", a hub name) rather than this machine's cache path."""
     from msmkit.models.loading import resolve_model_source
 
@@ -234,8 +245,13 @@ def _portable_adapter_base(model_dir: Path, cfg: StageConfig) -> None:
     if not adapter_config.is_file():
         return
     source = resolve_model_source(cfg.model.name)
-    base_name = cfg.model.name if source.adapter is None else json.loads(
-        (Path(source.adapter) / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
+    if adapter_base is not None:
+        base_name = str(adapter_base.resolve())
+    elif source.adapter is None:
+        base_name = cfg.model.name
+    else:
+        base_name = json.loads((Path(source.adapter) / "adapter_config.json").read_text(encoding="utf-8"))[
+            "base_model_name_or_path"]
     data = json.loads(adapter_config.read_text(encoding="utf-8"))
     data["base_model_name_or_path"] = base_name
     atomic_write_json(adapter_config, data)
@@ -287,6 +303,22 @@ def _input_files(cfg: StageConfig) -> list[Path]:
         elif path.is_dir():
             paths.extend(sorted(p for p in path.rglob("*") if p.is_file() and "checkpoint-" not in str(p)))
     return paths
+
+
+def _claim_folder(output_dir: Path, fingerprint: str, state: PartialState) -> None:
+    """Checkpoints in a folder belong to one configuration; resuming them under another would mix runs."""
+    claim = output_dir / CLAIM_FILE
+    try:
+        previous = json.loads(claim.read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError):
+        previous = None
+    if previous and previous != fingerprint and list(output_dir.glob("checkpoint-*")):
+        raise MsmError(f"{output_dir} holds checkpoints of a run with another config or other inputs; resuming "
+                       "them would mix the two. Use a new --out folder, or delete that folder to start over")
+    state.wait_for_everyone()
+    if state.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(claim, {"fingerprint": fingerprint})
 
 
 def _finished_record(output_dir: Path, fingerprint: str) -> dict[str, Any] | None:
