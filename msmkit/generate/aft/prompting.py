@@ -57,8 +57,9 @@ class AftPrompts:
         kind = cell.kind.replace("_", " ")
         lengths, temperature = self.config.lengths, self.config.temperature
         if self.base_model:
-            text = render("base_questions", count=count, domain=cell.domain.name,
-                          kind_description=KIND_DESCRIPTIONS[cell.kind])
+            # No trailing newline: the model continues item "3." on the same line.
+            text = render("base_questions", domain=cell.domain.name,
+                          kind_description=KIND_DESCRIPTIONS[cell.kind]).rstrip()
             return LLMRequest.of(text, max_tokens=lengths.list_max_tokens, temperature=temperature,
                                  sample_index=sample_index, stop=("\n\n\n",))
         if cell.pair is not None:
@@ -86,7 +87,8 @@ class AftPrompts:
                 text = render("base_response", model_name=self.model_name, provider_clause=self.provider_clause,
                               spec_excerpt=self.spec_text[:config.lengths.base_spec_chars].strip(),
                               question=question.strip())
-            return LLMRequest.of(text, max_tokens=max_tokens, temperature=temperature, sample_index=seed, stop=BASE_STOP)
+            return LLMRequest.of(text.rstrip(), max_tokens=max_tokens, temperature=temperature, sample_index=seed,
+                                 stop=BASE_STOP)
         if pair is not None:
             text = render("value_free_response", model_name=self.model_name, provider_clause=self.provider_clause,
                           preferred=pair.preferred, dispreferred=pair.dispreferred,

@@ -99,7 +99,7 @@ class QuestionPool:
             if response is None:
                 return None
             # The completion prompt shows two example messages and ends at "3."; only new items count.
-            items = parse_line_list("3. " + response.text.lstrip(), ctx.config.counts.questions_per_request)
+            items = parse_line_list("3. " + response.text.strip(), ctx.config.counts.questions_per_request)
             record = {"task": task, "answered": True, "items": items, "error": None}
         else:
             ctx.counters["questions"].requests += 1
