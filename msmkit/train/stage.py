@@ -101,6 +101,11 @@ def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunD
     model_dir = output_dir / MODEL_SUBDIR
     record = _record(kind, cfg, tokens, stats, planned, trainer, result, collator, seconds, template, init,
                      fingerprint, resumed_from=last, first_step=first_step)
+    if record["padding_fraction"] > cfg.guards.max_padding_fraction:
+        _say(run, f"{kind}: WARNING padding was {record['padding_fraction']:.1%} of the tokens fed to the model "
+                  f"(guards.max_padding_fraction {cfg.guards.max_padding_fraction:.0%}); "
+                  + ("with this little data the last pack is part-empty" if cfg.packing.enabled
+                     else "enable packing (packing.enabled: true) to stop paying for padding"))
     _save_outputs(trainer, tokenizer, cfg, model_dir, output_dir, template, adapter_base)
     if state.is_main_process:
         atomic_write_json(output_dir / RECORD_FILE, record)
