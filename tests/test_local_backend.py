@@ -102,8 +102,9 @@ def test_same_request_same_sample_and_sample_index_varies(tiny_dir: Path) -> Non
 
 def test_a_sample_does_not_depend_on_its_batch(tiny_dir: Path) -> None:
     request = LLMRequest.of("A case study:", max_tokens=12, temperature=0.8)
+    # Greedy neighbours: their lengths do not depend on seeds (which come from the tmp model path).
     others = [LLMRequest.of(f"Another, much longer prompt number {i} about training runs and seeds.",
-                            max_tokens=3 + i, temperature=1.0) for i in range(5)]
+                            max_tokens=3 + i, temperature=0) for i in range(5)]
     [alone] = complete(config_for(tiny_dir), request)
     batched = complete(config_for(tiny_dir), *others, request)
     assert batched[-1].text == alone.text
@@ -113,7 +114,7 @@ def test_a_sample_does_not_depend_on_its_batch(tiny_dir: Path) -> None:
 
 def test_concurrent_requests_are_micro_batched(tiny_dir: Path) -> None:
     backend = LocalBackend(config_for(tiny_dir, local_batch_size=8))
-    requests = [LLMRequest.of(f"Document {i}:", max_tokens=4, temperature=0.7) for i in range(19)]
+    requests = [LLMRequest.of(f"Document {i}:", max_tokens=4, temperature=0) for i in range(19)]
     outs = asyncio.run(run_all(backend, requests))
     assert backend.stats.batch_sizes == [8, 8, 3]
     assert all(o.usage.output_tokens == 4 for o in outs)
@@ -140,7 +141,7 @@ def test_client_batches_local_requests_and_charges_nothing(tiny_dir: Path, tmp_p
 
     async def scenario() -> tuple[list, list, LocalBackend]:
         async with LLMClient(config) as client:
-            requests = [LLMRequest.of(f"Idea {i}:", max_tokens=3) for i in range(8)]
+            requests = [LLMRequest.of(f"Idea {i}:", max_tokens=3, temperature=0) for i in range(8)]
             first = await client.complete_many(requests)
             backend = await client.backend()
             second = await client.complete_many(requests)
@@ -169,7 +170,7 @@ def test_one_bad_request_does_not_fail_its_batch(tiny_dir: Path) -> None:
     async def scenario() -> list:
         backend = LocalBackend(config_for(tiny_dir, context_window=64))
         try:
-            return await asyncio.gather(backend.complete(LLMRequest.of("fine", max_tokens=2)),
+            return await asyncio.gather(backend.complete(LLMRequest.of("fine", max_tokens=2, temperature=0)),
                                         backend.complete(LLMRequest.of("too long", max_tokens=100)),
                                         return_exceptions=True)
         finally:
@@ -235,3 +236,24 @@ def test_sampling_draws_follow_the_distribution_and_nucleus() -> None:
     flat = torch.full((2, 5000), 1 / 5000)
     picks = _sample(flat, torch.tensor([0.0, 0.999]), torch.tensor([0.9, 0.9]))
     assert picks.unique().numel() == 2
+
+
+def test_closing_mid_batch_fails_every_waiting_caller(tiny_dir: Path) -> None:
+    async def scenario() -> list:
+        backend = LocalBackend(config_for(tiny_dir, local_batch_size=2))
+        calls = [asyncio.create_task(backend.complete(LLMRequest.of(f"Draft {i}:", max_tokens=400, temperature=0)))
+                 for i in range(4)]
+        while not backend.stats.batch_sizes:  # the first batch is generating
+            await asyncio.sleep(0.005)
+        await backend.aclose()
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=60)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, PermanentLLMError) and "closed" in str(r) for r in results)
+
+
+def test_corrupt_weights_fail_requests_instead_of_hanging(tiny_dir: Path, tmp_path: Path) -> None:
+    broken = shutil.copytree(tiny_dir, tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(PermanentLLMError, match="cannot load"):
+        complete(config_for(broken), LLMRequest.of("x"), LLMRequest.of("y"))

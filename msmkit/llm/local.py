@@ -76,6 +76,7 @@ class LocalBackend:
         self._lm: Any = None
         self._tokenizer: Any = None
         self._load_error: PermanentLLMError | None = None
+        self._in_flight: list[_Pending] = []  # the batch now generating in the worker thread
         self._closed = False
 
     async def complete(self, request: LLMRequest) -> RawCompletion:
@@ -93,7 +94,9 @@ class LocalBackend:
         self._closed = True
         if self._runner is not None and not self._runner.done():
             self._runner.cancel()
-        self._fail_pending(PermanentLLMError("the local backend was closed"))
+        closed = PermanentLLMError("the local backend was closed")
+        self._pending.extend(self._in_flight)
+        self._fail_pending(closed)
         self._lm = self._tokenizer = None
 
     # -- batching -----------------------------------------------------------------------------
@@ -110,6 +113,7 @@ class LocalBackend:
             batch = [item for item in batch if not item.future.done()]  # callers that gave up
             if not batch:
                 continue
+            self._in_flight = batch
             try:
                 results: list[RawCompletion | LLMError] = await asyncio.to_thread(
                     self._generate_batch, [item.request for item in batch])
@@ -117,6 +121,8 @@ class LocalBackend:
                 logger.exception("local generation failed")
                 error = PermanentLLMError(f"local generation failed: {type(exc).__name__}: {exc}")
                 results = [error] * len(batch)
+            finally:
+                self._in_flight = []
             for item, result in zip(batch, results):
                 if item.future.done():
                     continue
@@ -138,8 +144,12 @@ class LocalBackend:
             raise self._load_error
         try:
             self._lm, self._tokenizer = await asyncio.to_thread(self._load)
-        except MsmError as exc:
+        except MsmError as exc:  # missing model, bad adapter: the message says what to do
             self._load_error = PermanentLLMError(str(exc))
+            raise self._load_error from exc
+        except Exception as exc:  # noqa: BLE001 - corrupt weights, out of memory ...: fail requests, not hang
+            logger.exception("loading %s failed", self.config.model)
+            self._load_error = PermanentLLMError(f"cannot load {self.config.model}: {type(exc).__name__}: {exc}")
             raise self._load_error from exc
 
     def _load(self) -> tuple[Any, Any]:
@@ -163,6 +173,8 @@ class LocalBackend:
                 row_positions.append(position)
             except LLMError as exc:
                 results[position] = exc
+            except Exception as exc:  # noqa: BLE001 - e.g. a tokenizer error: this request only
+                results[position] = PermanentLLMError(f"cannot prepare the prompt: {type(exc).__name__}: {exc}")
         if rows:
             for position, completion in zip(row_positions, self._generate_rows(rows)):
                 results[position] = completion
