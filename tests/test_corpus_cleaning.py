@@ -137,3 +137,12 @@ def test_a_torn_last_line_is_skipped_and_cut_before_appending(tmp_path) -> None:
     log.append({"task": "c", "answered": True})
     log.close()
     assert [record["task"] for record in read_jsonl(path)] == ["a", "c"]
+
+
+def test_embedding_dedup_drops_the_copy(tmp_path, cheese) -> None:
+    script = CorpusScript(idea_titles=["[dup] one", "[dup] two"])
+    result, _ = run(script, tmp_path, cheese, dedup={"method": "embedding", "embedding_threshold": 0.98},
+                    counts={"max_topup_rounds": 0})
+    drops = list(read_jsonl(result.out_dir / "drops.jsonl"))
+    assert [drop["reason"] for drop in drops] == ["near_duplicate"] and "embedding" in drops[0]["detail"]
+    assert result.stats["documents"]["kept"] == 15
