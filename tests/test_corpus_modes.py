@@ -83,6 +83,8 @@ def test_a_base_model_gets_completion_style_prompts(tmp_path, cheese) -> None:
         prompts = [request.last_user for request in server.requests]
     assert endpoints == {"completions"}
     assert all("JSON" not in prompt for prompt in prompts)
+    # Each prompt ends where the model continues ("1." for a list), never on whitespace after it.
+    assert all(prompt == prompt.rstrip() for prompt in prompts)
     rows = list(read_jsonl(result.out_dir / "corpus.jsonl"))
     assert len(rows) == 6 and all("</document>" not in row["text"] and row["text"].startswith("Llama") for row in rows)
     tree = json.loads((result.out_dir / "tree.json").read_text())

@@ -79,15 +79,13 @@ def values(
         if model_config is not None:
             raise ConfigError("--scorer logprob needs local weights (--model); use --scorer judge to evaluate an "
                               "endpoint given by --model-config")
-        from msmkit.eval.forced_choice import ForcedChoiceScorer
-        from msmkit.eval.values import run_forced_choice
+        from msmkit.eval.suites import score_value_suites
         from msmkit.models.loading import load_causal_lm
 
         lm, tokenizer = load_causal_lm(model, adapter=adapter, device=device, dtype=dtype)
-        fc = ForcedChoiceScorer(lm, tokenizer, style=prompt_style, batch_size=batch_size)  # type: ignore[arg-type]
-        for name, suite in suites.items():
-            summaries[name] = run_forced_choice(fc, suite, run, name=name, stage=f"values/{name}",
-                                                extra={**_model_label(model, adapter), "split": split})
+        summaries = score_value_suites(lm, tokenizer, suites, run, batch_size=batch_size,
+                                       prompt_style=prompt_style,  # type: ignore[arg-type]
+                                       extra={**_model_label(model, adapter), "split": split})
     else:
         summaries = _run_judged(run, suites, model, adapter, model_config, judge_config, split, answer_max_tokens)
         if judge_config is None:
@@ -153,12 +151,9 @@ def capability(
     dtype: Optional[str] = typer.Option(None, "--dtype"),
 ) -> None:
     """Perplexity on held-out text and general-knowledge MC accuracy, so a damaged model is visible."""
-    from msmkit.eval.capability import MC_PROMPTS, mc_accuracy, perplexity
     from msmkit.eval.items import heldout_text_path, load_mc_items
-    from msmkit.eval.plots import plot_rates
-    from msmkit.io import atomic_write_jsonl
+    from msmkit.eval.suites import run_capability
     from msmkit.models.loading import load_causal_lm
-    from msmkit.prompts import prompt_hashes
     from msmkit.runs import RunDir
 
     text_path = text or heldout_text_path()
@@ -169,19 +164,11 @@ def capability(
     run.write_config({"command": "eval capability", **_model_label(model, adapter), "text": str(text_path),
                       "mc": str(mc) if mc else "builtin:capability_mc", "window": window, "stride": stride,
                       "device": device, "dtype": dtype}, "capability/config.yaml")
-    run.record_prompts(prompt_hashes(list(MC_PROMPTS.values())))
     lm, tokenizer = load_causal_lm(model, adapter=adapter, device=device, dtype=dtype)
-    ppl = perplexity(lm, tokenizer, text_path.read_text(encoding="utf-8"), window=window, stride=stride)
-    result = mc_accuracy(lm, tokenizer, mc_items)
-    atomic_write_jsonl(run.stage_dir("capability") / "mc_items.jsonl", result.records)
-    summary = {**_model_label(model, adapter), "perplexity": ppl, "mc": result.summary}
-    run.write_json("capability/summary.json", summary)
-    plot_rates([("mc accuracy", result.summary["accuracy"]),
-                ("mc (unnormalised)", result.summary["accuracy_unnormalised"])],
-               run.path / "capability" / "mc_accuracy.png", title=f"MC accuracy (chance 0.25); ppl {ppl['perplexity']:.1f}",
-               chance=0.25)
+    summary = run_capability(lm, tokenizer, run, text_path=text_path, mc_items=mc_items, window=window,
+                             stride=stride, extra=_model_label(model, adapter))
     run.close()
-    acc = result.summary["accuracy"]
+    ppl, acc = summary["perplexity"], summary["mc"]["accuracy"]
     typer.echo(f"perplexity {ppl['perplexity']:.2f} over {ppl['n_tokens']} tokens; MC accuracy {acc['mean']:.3f} "
                f"[{acc['low']:.3f}, {acc['high']:.3f}] n={acc['n']} (chance 0.25)")
     typer.echo(f"results: {run.path}")

@@ -2,7 +2,8 @@
 
 Stage sections (`corpus`, `neutral`, `aft_data`, `train`) take the same fields as the stage's own
 config file (see `msm generate corpus`, `msm generate aft`, `msm train`); `generator` and `judge` fill
-the stages' LLM fields unless a section sets its own.
+the stages' LLM fields unless a section sets its own. Relative paths anywhere in the file are relative
+to the file itself.
 """
 
 from __future__ import annotations
@@ -14,8 +15,18 @@ from pydantic import Field, model_validator
 
 from msmkit.config import StrictModel, load_config
 from msmkit.llm.types import LLMConfig
+from msmkit.spec.variants import VariantKind, VariantOptions
 
 AFT_SOURCES = ("shared", "spec", "deliberative", "anti")
+
+
+class SpecVariantConfig(StrictModel):
+    """A spec derived from another one for the paper's spec comparisons (rules only, + sub-rules, + value
+    explanations, general guidance, about another AI or about humans). LLM kinds use the generator."""
+
+    of: str
+    variant: VariantKind
+    options: VariantOptions = Field(default_factory=VariantOptions)
 
 
 class ArmConfig(StrictModel):
@@ -36,14 +47,43 @@ class ArmConfig(StrictModel):
                                  f"anti:NAME (got {self.aft!r})")
         return self
 
+    def describe(self) -> str:
+        if self.description:
+            return self.description
+        if self.midtrain is None and self.aft is None:
+            return "the base model, untrained"
+        parts = []
+        if self.midtrain == "neutral":
+            parts.append("midtrained on the token-matched neutral corpus")
+        elif self.midtrain:
+            parts.append(f"midtrained on the {self.midtrain} MSM corpus")
+        if self.aft:
+            source, _, spec = self.aft.partition(":")
+            parts.append({"shared": "AFT on the shared AFT set", "spec": f"AFT on data from the {spec} spec",
+                          "deliberative": f"deliberative-alignment AFT from the {spec} spec",
+                          "anti": f"anti-spec AFT (inverted {spec} spec)"}[source])
+        return ", then ".join(parts)
+
 
 class EvalConfig(StrictModel):
-    suite: Literal["values", "capability"]
+    suite: Literal["values", "capability", "agentic"]
     # values: built-in set names (pro_america, pro_affordability, cheese) or JSONL files.
     items: list[str] = Field(default_factory=lambda: ["pro_america", "pro_affordability", "cheese"])
     split: Literal["dev", "test", "all"] = "test"
     limit: int | None = Field(None, ge=1)  # first N items per set (quick runs)
     batch_size: int = Field(8, ge=1)
+    # capability: held-out perplexity window and stride (tokens); limit applies to the MC items.
+    window: int = Field(512, ge=16)
+    stride: int = Field(256, ge=1)
+    # agentic: the AgenticConfig fields other than `model` (scenarios, grid, epochs, grader, ...).
+    agentic: dict[str, Any] = Field(default_factory=dict)
+
+    def agentic_config(self, model: str) -> Any:
+        """The AgenticConfig (msmkit.eval.agentic) of an `agentic` entry, evaluating `model`."""
+        from msmkit.config import validate_config
+        from msmkit.eval.agentic.runner import AgenticConfig
+
+        return validate_config({**self.agentic, "model": {"model": model}}, AgenticConfig, "evals[].agentic")
 
 
 class SweepConfig(StrictModel):
@@ -53,6 +93,32 @@ class SweepConfig(StrictModel):
     arms: list[str] = Field(min_length=1)
 
 
+class MixConfig(StrictModel):
+    """Blend general instruction data into every AFT set (the paper mixed ~2M tokens of it)."""
+
+    general: str  # JSONL or `datasets` folder of chat `messages`
+    ratio: float = Field(gt=0)  # general : AFT amount
+    by: Literal["tokens", "rows"] = "tokens"
+    tokenizer: str | None = None
+
+
+class LauncherConfig(StrictModel):
+    """How training stages run: in this process (CPU or one GPU), or as `accelerate launch` subprocesses."""
+
+    kind: Literal["inprocess", "accelerate"] = "inprocess"
+    accelerate_config: str = "multi_gpu"  # a packaged config name (deepspeed_zero3, fsdp2, multi_gpu, cpu) or a file
+    num_processes: int | None = Field(None, ge=1)
+
+
+class ComputeConfig(StrictModel):
+    """Assumptions behind `msm run --preview`'s GPU-hour estimates (not used by a real run)."""
+
+    params_billion: float | None = Field(None, gt=0)  # the base model's size; inferred for known/local models
+    peak_tflops: float = Field(790.0, gt=0)  # dense bf16 per GPU (H100)
+    mfu: float = Field(0.25, gt=0, le=1)  # a replication saw ~37% for 8B LoRA and ~10% for 32B LoRA
+    gpus: int = Field(1, ge=1)
+
+
 class ExperimentConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     title: str | None = None
@@ -60,7 +126,8 @@ class ExperimentConfig(StrictModel):
     model_name: str = "the assistant"  # fills {model_name} in specs, corpora and demonstrations
     provider_name: str | None = None
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    specs: dict[str, str] = Field(min_length=1)  # name -> spec file (relative to the config file)
+    # name -> spec file (relative to the config file), or a variant of another spec
+    specs: dict[str, str | SpecVariantConfig] = Field(min_length=1)
     generator: LLMConfig = Field(default_factory=LLMConfig)
     judge: LLMConfig | None = None
     corpus: dict[str, Any] = Field(default_factory=dict)
@@ -68,11 +135,16 @@ class ExperimentConfig(StrictModel):
     neutral_match: str | None = None  # spec whose corpus the neutral control matches in tokens (default: first)
     aft_data: dict[str, Any] = Field(default_factory=dict)
     aft_cot: bool = False  # train AFT on the with-CoT set (True) or the CoT-stripped set (False)
+    aft_mix: MixConfig | None = None
     shared_aft_spec: str | None = None  # spec the shared AFT set is generated from (default: first)
     train: dict[str, Any] = Field(default_factory=dict)
+    launcher: LauncherConfig = Field(default_factory=LauncherConfig)
     arms: list[ArmConfig] = Field(min_length=1)
     evals: list[EvalConfig] = Field(default_factory=lambda: [EvalConfig(suite="values"), EvalConfig(suite="capability")])
+    # Pairs [first, second] compared item by item (first minus second); default: every arm against the first.
+    comparisons: list[tuple[str, str]] | None = None
     sweep: SweepConfig | None = None
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
     notes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -81,6 +153,10 @@ class ExperimentConfig(StrictModel):
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"arm names must be unique; repeated: {', '.join(sorted(duplicates))}")
+        for name, spec in self.specs.items():
+            if isinstance(spec, SpecVariantConfig) and (spec.of not in self.specs or spec.of == name
+                                                        or not isinstance(self.specs[spec.of], str)):
+                raise ValueError(f"specs.{name}.of must name another spec given as a file (got {spec.of!r})")
         for arm in self.arms:
             if arm.midtrain is not None and arm.midtrain != "neutral" and arm.midtrain not in self.specs:
                 raise ValueError(f"arm {arm.name!r}: midtrain {arm.midtrain!r} is neither 'neutral' nor a spec name "
@@ -90,6 +166,10 @@ class ExperimentConfig(StrictModel):
         for name in (self.neutral_match, self.shared_aft_spec):
             if name is not None and name not in self.specs:
                 raise ValueError(f"{name!r} is not a spec name ({', '.join(self.specs)})")
+        for pair in self.comparisons or []:
+            unknown = [a for a in pair if a not in names]
+            if unknown:
+                raise ValueError(f"comparisons name unknown arms: {', '.join(unknown)}")
         if self.sweep is not None:
             unknown = [a for a in self.sweep.arms if a not in names]
             if unknown:
@@ -99,9 +179,14 @@ class ExperimentConfig(StrictModel):
                 raise ValueError(f"sweep.arms must have AFT to sweep its size: {', '.join(without_aft)}")
         return self
 
-    def spec_path(self, name: str, config_dir: Path) -> Path:
-        path = Path(self.specs[name])
-        return path if path.is_absolute() else (config_dir / path).resolve()
+    def arm(self, name: str) -> ArmConfig:
+        return next(arm for arm in self.arms if arm.name == name)
+
+    def comparison_pairs(self) -> list[tuple[str, str]]:
+        if self.comparisons is not None:
+            return [tuple(pair) for pair in self.comparisons]  # type: ignore[misc]
+        first = self.arms[0].name
+        return [(arm.name, first) for arm in self.arms[1:]]
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

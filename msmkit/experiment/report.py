@@ -40,9 +40,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _ci(result: ArmResult) -> str:
-    if result.ci_low is None or result.ci_high is None:
-        return "–"
-    return f"[{result.ci_low:.3f}, {result.ci_high:.3f}]"
+    return _interval(result.ci_low, result.ci_high)
 
 
 def make_charts(data: ReportData, out_dir: Path) -> dict[str, Path]:
@@ -67,12 +65,26 @@ def _results_rows(data: ReportData) -> list[list[str]]:
 
 
 _RESULT_HEADERS = ["eval", "metric", "arm", "mean", "95% CI", "n items", "seeds", "per seed", "note"]
-_STAGE_HEADERS = ["stage", "kind", "state", "seconds", "cost (US$)", "input tokens", "output tokens"]
+_STAGE_HEADERS = ["stage", "kind", "folder", "state", "seconds", "cost (US$)", "input tokens", "output tokens"]
+_SWEEP_HEADERS = ["series", "eval", "AFT tokens", "value", "95% CI"]
 
 
 def _stage_rows(data: ReportData) -> list[list[str]]:
-    return [[s.key, s.kind, s.state, _fmt(s.seconds, 1), f"{s.cost_usd:.4f}", str(s.input_tokens),
+    return [[s.label or s.key, s.kind, s.key, s.state, _fmt(s.seconds, 1), f"{s.cost_usd:.4f}", str(s.input_tokens),
              str(s.output_tokens)] for s in data.stages]
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "–" if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
+
+
+def _sweep_rows(data: ReportData) -> list[list[str]]:
+    return [[p.series, p.eval_name, f"{p.aft_tokens:,}", _fmt(p.value), _interval(p.ci_low, p.ci_high)]
+            for p in sorted(data.sweep, key=lambda p: (p.eval_name, p.series, p.aft_tokens))]
+
+
+def _comparison_headers(data: ReportData) -> list[str]:
+    return list(dict.fromkeys(key for row in data.comparisons for key in row))
 
 
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -96,9 +108,11 @@ def render_html(data: ReportData, charts: dict[str, Path]) -> str:
     parts.append("<h2>Results</h2>")
     parts.append(_html_table(_RESULT_HEADERS, _results_rows(data)) if data.results else "<p>No results yet.</p>")
     if data.comparisons:
-        headers = sorted({key for row in data.comparisons for key in row})
-        parts.append("<h3>Paired comparisons</h3>" + _html_table(
+        headers = _comparison_headers(data)
+        parts.append("<h3>Paired comparisons (same items; first minus second)</h3>" + _html_table(
             headers, [[str(row.get(h, "")) for h in headers] for row in data.comparisons]))
+    if data.sweep:
+        parts.append("<h3>AFT data-size sweep</h3>" + _html_table(_SWEEP_HEADERS, _sweep_rows(data)))
     if charts:
         parts.append("<h2>Charts</h2><div class='charts'>")
         parts += [f"<figure><img src='{_png_data_uri(path)}' alt='{escape(title)}'>"
@@ -139,6 +153,12 @@ def render_markdown(data: ReportData, charts: dict[str, Path], base: Path) -> st
     if data.arms:
         lines += ["## Arms", "", _md_table(["arm", "what it is"], [[k, v] for k, v in data.arms.items()]), ""]
     lines += ["## Results", "", _md_table(_RESULT_HEADERS, _results_rows(data)) if data.results else "No results yet.", ""]
+    if data.comparisons:
+        headers = _comparison_headers(data)
+        lines += ["### Paired comparisons (same items; first minus second)", "",
+                  _md_table(headers, [[str(row.get(h, "")) for h in headers] for row in data.comparisons]), ""]
+    if data.sweep:
+        lines += ["### AFT data-size sweep", "", _md_table(_SWEEP_HEADERS, _sweep_rows(data)), ""]
     for title, path in charts.items():
         lines += [f"![{title}]({path.relative_to(base).as_posix()})", ""]
     if data.stages:

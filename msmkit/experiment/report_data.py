@@ -37,6 +37,7 @@ class StageCost(BaseModel):
     key: str
     kind: str
     state: str
+    label: str = ""
     seconds: float | None = None
     cost_usd: float = 0.0
     input_tokens: int = 0

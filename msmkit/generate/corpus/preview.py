@@ -48,7 +48,7 @@ class Projection:
                 "documents": self.documents, "decomposition": self.decomposition, "notes": self.notes}
 
 
-def _stage(name: str, calls: int, input_per_call: float, output_per_call: float, llm: LLMConfig) -> StageProjection:
+def stage_projection(name: str, calls: int, input_per_call: float, output_per_call: float, llm: LLMConfig) -> StageProjection:
     input_tokens, output_tokens = int(calls * input_per_call), int(calls * output_per_call)
     price = price_for(llm)
     cost = None if price is None and llm.provider != "local" else cost_usd(
@@ -71,17 +71,17 @@ def project(config: CorpusConfig, prompts: CorpusPrompts, domains: list[Domain],
     llm = config.generator
     stages = [decomposition_calls] if decomposition_calls else []
     stages += [
-        _stage("assertions", s, system + excerpt + _INSTRUCTIONS["assertions"],
+        stage_projection("assertions", s, system + excerpt + _INSTRUCTIONS["assertions"],
                counts.assertions_per_subdomain * _PER_ITEM_OUTPUT["assertions"], llm),
-        _stage("doc_types", s, system + _INSTRUCTIONS["doc_types"],
+        stage_projection("doc_types", s, system + _INSTRUCTIONS["doc_types"],
                counts.doc_types_per_subdomain * _PER_ITEM_OUTPUT["doc_types"], llm),
-        _stage("ideas", ideas_calls, system + _INSTRUCTIONS["ideas"] + counts.assertions_per_subdomain * 50,
+        stage_projection("ideas", ideas_calls, system + _INSTRUCTIONS["ideas"] + counts.assertions_per_subdomain * 50,
                per_cell * _PER_ITEM_OUTPUT["ideas"], llm),
-        _stage("documents", documents, system + excerpt + _INSTRUCTIONS["documents"],
+        stage_projection("documents", documents, system + excerpt + _INSTRUCTIONS["documents"],
                document_tokens + (0 if prompts.base_model else _PLAN_TOKENS), llm),
     ]
     if config.judge is not None:
-        stages.append(_stage("judge", documents, system + document_tokens + _INSTRUCTIONS["judge"], 60, config.judge))
+        stages.append(stage_projection("judge", documents, system + document_tokens + _INSTRUCTIONS["judge"], 60, config.judge))
     notes = [
         "Estimates: ~4 characters per token, answer sizes from typical answers. Top-up requests, truncated-document "
         "retries and replacement rounds for dropped documents come on top (typically 5-20% more document calls).",

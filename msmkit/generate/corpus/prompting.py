@@ -69,7 +69,9 @@ class CorpusPrompts:
                              temperature=self.config.temperature if temperature is None else temperature)
 
     def _completion(self, text: str, max_tokens: int, sample_index: int, stop: tuple[str, ...] = ()) -> LLMRequest:
-        return LLMRequest.of(text, max_tokens=max_tokens, sample_index=sample_index, stop=stop,
+        # A completion prompt must end exactly where the model continues: a trailing newline after "1."
+        # reads as an empty first item, and a base model goes on "2.\n3.\n..." with nothing in them.
+        return LLMRequest.of(text.rstrip(), max_tokens=max_tokens, sample_index=sample_index, stop=stop,
                              temperature=self.config.temperature)
 
     @property

@@ -1,0 +1,97 @@
+"""`msm run`, `msm status` and `msm quickstart`: whole experiments from one config, and their state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+_STATE_STYLE = {"done": "green", "running": "bold cyan", "failed": "bold red", "pending": "dim"}
+
+
+def _print_outcome(outcome: object, console: Console) -> None:
+    from msmkit.experiment.runner import RunOutcome
+
+    assert isinstance(outcome, RunOutcome)
+    console.print(f"[bold]{len(outcome.executed)}[/] stages run, {len(outcome.reused)} reused, "
+                  f"{len(outcome.failed)} failed, {len(outcome.blocked)} skipped ({outcome.seconds:.0f} s)")
+    for key, error in outcome.failed.items():
+        console.print(f"[red]failed[/] {escape(key)}: {escape(error)}", highlight=False)
+    if outcome.failed:
+        console.print("Fix the cause and run the same command again: finished stages are reused.")
+    console.print(f"report: {escape(str(outcome.report_html))} (Markdown: {escape(str(outcome.report_md))})",
+                  highlight=False)
+
+
+def run(
+    experiment: Path = typer.Argument(..., help="Experiment YAML (see examples/experiments/)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<name>); rerunning continues it."),
+    preview: bool = typer.Option(False, "--preview", help="Print the stages, their API cost and GPU compute; run "
+                                 "nothing."),
+) -> None:
+    """Run an experiment's grid of arms x seeds (x AFT sizes), reusing every finished stage, then write the report."""
+    from msmkit.experiment.config import load_experiment
+
+    console = Console(stderr=True, soft_wrap=True)
+    config = load_experiment(experiment)
+    out = out or Path("runs") / config.name
+    if preview:
+        from msmkit.experiment.preview import preview_experiment, print_preview
+
+        print_preview(preview_experiment(experiment, out), Console())
+        return
+    from msmkit.experiment.runner import run_experiment
+
+    outcome = run_experiment(experiment, out, console=console)
+    _print_outcome(outcome, console)
+    if outcome.failed or outcome.blocked:
+        raise typer.Exit(1)
+
+
+def status(run_dir: Path = typer.Argument(..., help="An experiment run folder.")) -> None:
+    """What is done, running, failed and left in a run."""
+    from msmkit.experiment.status import counts, read_status
+
+    rows, report = read_status(run_dir)
+    table = Table(title=f"{run_dir}")
+    for column in ("#", "kind", "stage", "state", "seconds"):
+        table.add_column(column, justify="right" if column in ("#", "seconds") else "left")
+    for row in rows:
+        state = row.record.state
+        seconds = row.record.seconds if state == "done" else row.running_for_s
+        label = row.label + (f"\n[red]{escape(row.record.error or '')}[/]" if state == "failed" else "")
+        table.add_row(str(row.index), row.kind, label, f"[{_STATE_STYLE[state]}]{state}[/]",
+                      "" if seconds is None else f"{seconds:.0f}")
+    console = Console()
+    console.print(table)
+    tally = counts(rows)
+    console.print(", ".join(f"{tally.get(s, 0)} {s}" for s in ("done", "running", "failed", "pending")) +
+                  f" of {len(rows)} stages")
+    if report:
+        console.print(f"report: {escape(str(report))}", highlight=False)
+
+
+def quickstart(
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Run folder; rerunning continues it."),
+) -> None:
+    """The cheese study at tiny scale on the embedded default (no key, no GPU, no network), then its report."""
+    from msmkit.experiment.quickstart import QUICKSTART_NOTE, quickstart_config
+    from msmkit.experiment.runner import run_experiment
+
+    console = Console(stderr=True, soft_wrap=True)
+    console.print(f"[bold]msm quickstart[/]: {QUICKSTART_NOTE}", highlight=False)
+    outcome = run_experiment(quickstart_config(), out, console=console)
+    _print_outcome(outcome, console)
+    console.print(f"[yellow]note:[/] {QUICKSTART_NOTE}", highlight=False)
+    if outcome.failed or outcome.blocked:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("status")(status)
+    app.command("quickstart")(quickstart)

@@ -1,0 +1,146 @@
+"""`msm run`: build the plan, run every stage not yet done (in order, reusing finished ones), then write
+the report. A killed run is continued by running it again: finished stages are reused, a stage that was
+cut off resumes its own partial work, and failed stages are retried."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from rich.console import Console
+from rich.markup import escape
+
+from msmkit.errors import MsmError
+from msmkit.experiment.config import ExperimentConfig, load_experiment
+from msmkit.experiment.plan import Plan, Stage, build_plan
+from msmkit.experiment.results import collect_report_data
+from msmkit.experiment.stages import (EvalModels, run_aft_data, run_corpus, run_eval, run_mix, run_neutral,
+                                      run_training_stage, run_variant)
+from msmkit.experiment.store import StageStore
+from msmkit.experiment.report import write_report
+from msmkit.experiment.usage import merge_stage_records
+from msmkit.runs import RunDir
+
+STAGES_DIR = "stages"
+REPORT_DIR = "report"
+PLAN_FILE = "plan.json"
+
+
+@dataclass
+class RunOutcome:
+    out: Path
+    report_html: Path
+    report_md: Path
+    executed: list[str] = field(default_factory=list)  # stage keys run (not reused) by this invocation
+    reused: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # key -> error
+    blocked: list[str] = field(default_factory=list)  # not run because a stage they need failed
+    seconds: float = 0.0
+
+
+class RunLocked(MsmError):
+    pass
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One `msm run` per run folder at a time (two would train into the same checkpoints)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise RunLocked(f"{out}: another `msm run` (pid {handle.read().strip() or '?'}) is working in this "
+                            "folder; wait for it, or stop it and rerun to continue") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _work(stage: Stage, say: Callable[[str], None], config: ExperimentConfig,
+          models: EvalModels) -> Callable[[Path], dict]:
+    simple = {"variant": run_variant, "corpus": run_corpus, "neutral": run_neutral, "aftdata": run_aft_data,
+              "mix": run_mix}
+    if stage.kind in simple:
+        return lambda out: simple[stage.kind](stage, out, say)
+    if stage.kind in ("midtrain", "aft"):
+        def train(out: Path) -> dict:
+            models.release()  # free the eval model's memory before training
+            return run_training_stage(stage, out, say, config.launcher)
+        return train
+    return lambda out: run_eval(stage, out, say, models)
+
+
+def plan_for(config_path: Path, out: Path) -> Plan:
+    return build_plan(load_experiment(config_path), config_path, out / STAGES_DIR)
+
+
+def run_experiment(config_path: str | Path, out: str | Path, *, console: Console | None = None) -> RunOutcome:
+    console = console or Console(stderr=True)
+    config_path, out = Path(config_path), Path(out)
+    plan = plan_for(config_path, out)
+    started = time.monotonic()
+    with _exclusive(out):
+        run = RunDir(out)
+        run.write_config(plan.config, "experiment.yaml")
+        run.write_json(PLAN_FILE, {"config": str(config_path.resolve()), **plan.as_json()})
+        store = StageStore(plan.root)
+        outcome = _run_stages(plan, store, run, console)
+        outcome.seconds = time.monotonic() - started
+        run.log(f"stages finished in {outcome.seconds:.0f} s: {len(outcome.executed)} run, "
+                f"{len(outcome.reused)} reused, {len(outcome.failed)} failed, {len(outcome.blocked)} blocked")
+        run.close()  # before the merge below: closing writes the folder's own (empty) usage ledger
+        merge_stage_records(out, [store.path(key) for key in plan.stages])
+        data = collect_report_data(plan, store)
+        outcome.report_html, outcome.report_md = write_report(data, out / REPORT_DIR)
+    return outcome
+
+
+def _run_stages(plan: Plan, store: StageStore, run: RunDir, console: Console) -> RunOutcome:
+    outcome = RunOutcome(out=run.path, report_html=Path(), report_md=Path())
+    models = EvalModels()
+    stages = plan.ordered()
+    width = len(str(len(stages)))
+    for index, stage in enumerate(stages, 1):
+        head = f"[{index:>{width}}/{len(stages)}] {stage.kind:<8} {escape(stage.label)}"
+        if store.record(stage.key).state == "done":
+            outcome.reused.append(stage.key)
+            console.print(f"{head} [dim]done earlier, reused[/]", highlight=False)
+            continue
+        missing = [dep for dep in stage.deps if dep in outcome.failed or dep in outcome.blocked]
+        if missing:
+            outcome.blocked.append(stage.key)
+            console.print(f"{head} [yellow]skipped: a stage it needs failed[/]", highlight=False)
+            continue
+        console.print(f"{head} [bold]running[/] ({store.path(stage.key)})", highlight=False)
+
+        def say(message: str, label: str = stage.label) -> None:
+            console.print(f"    {escape(message)}", highlight=False)
+            run.log(f"{label}: {message}")
+
+        try:
+            record = store.run(stage.kind, {**stage.inputs, "deps": list(stage.deps)},
+                               _work(stage, say, plan.config, models))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # one failed stage never stops the stages that do not need it
+            outcome.failed[stage.key] = f"{type(exc).__name__}: {exc}"
+            run.log(f"{stage.label}: FAILED {exc}")
+            console.print(f"    [bold red]failed:[/] {escape(str(exc))}", highlight=False)
+            continue
+        outcome.executed.append(stage.key)
+        console.print(f"    [green]done[/] in {record.seconds:.1f} s", highlight=False)
+    models.release()
+    return outcome
+

@@ -1,0 +1,32 @@
+"""The experiment folder's own run record: tokens, cost and prompt hashes summed over its stages."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from msmkit.io import atomic_write_json, read_json
+
+
+def stage_usage(stage_dir: Path) -> dict[str, Any]:
+    """The `total` block of a stage's usage.json (zeros when it made no LLM calls)."""
+    path = stage_dir / "usage.json"
+    return read_json(path).get("total", {}) if path.exists() else {}
+
+
+def merge_stage_records(out: Path, stage_dirs: list[Path]) -> None:
+    """Write <run>/usage.json (per stage and in total) and <run>/prompts.json (every prompt hash used)."""
+    by_stage: dict[str, Any] = {}
+    total: dict[str, float] = defaultdict(float)
+    prompts: dict[str, str] = {}
+    for directory in stage_dirs:
+        usage = stage_usage(directory)
+        if usage:
+            by_stage[directory.name] = usage
+            for key, value in usage.items():
+                total[key] += value
+        if (directory / "prompts.json").exists():
+            prompts.update(read_json(directory / "prompts.json"))
+    atomic_write_json(out / "usage.json", {"by_stage": by_stage, "total": dict(total)})
+    atomic_write_json(out / "prompts.json", dict(sorted(prompts.items())))
