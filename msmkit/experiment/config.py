@@ -153,10 +153,15 @@ class ExperimentConfig(StrictModel):
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"arm names must be unique; repeated: {', '.join(sorted(duplicates))}")
-        for name, spec in self.specs.items():
-            if isinstance(spec, SpecVariantConfig) and (spec.of not in self.specs or spec.of == name
-                                                        or not isinstance(self.specs[spec.of], str)):
-                raise ValueError(f"specs.{name}.of must name another spec given as a file (got {spec.of!r})")
+        for name in self.specs:
+            seen, current = [name], self.specs[name]
+            while isinstance(current, SpecVariantConfig):  # a variant of a variant is fine; a cycle is not
+                if current.of not in self.specs:
+                    raise ValueError(f"specs.{seen[-1]}.of names no spec: {current.of!r} (specs: {', '.join(self.specs)})")
+                if current.of in seen:
+                    raise ValueError(f"specs form a cycle: {' -> '.join(seen + [current.of])}")
+                seen.append(current.of)
+                current = self.specs[current.of]
         for arm in self.arms:
             if arm.midtrain is not None and arm.midtrain != "neutral" and arm.midtrain not in self.specs:
                 raise ValueError(f"arm {arm.name!r}: midtrain {arm.midtrain!r} is neither 'neutral' nor a spec name "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from msmkit.experiment.store import inputs_key
 from msmkit.generate.aft.config import AftConfig as AftDataConfig
 from msmkit.generate.baselines.neutral import NeutralConfig
 from msmkit.generate.corpus.config import CorpusConfig
+from msmkit.prompts import prompt_hashes
 from msmkit.train.config import TrainConfig, _deep_merge
 
 GENERATION_KINDS = ("variant", "corpus", "neutral", "aftdata", "mix")
@@ -91,6 +92,21 @@ def content_hash(path: Path) -> str:
     else:
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _templates_hash() -> str:
+    """The packaged default chat templates (a base model's AFT is trained and evaluated with one of them)."""
+    root = resources.files("msmkit.train").joinpath("templates")
+    return hashlib.sha256(b"".join(entry.read_bytes() for entry in sorted(root.iterdir(), key=lambda e: e.name)
+                                   if entry.is_file())).hexdigest()
+
+
+def prompt_family(*folders: str) -> dict[str, str]:
+    """Hashes of every packaged prompt in these folders: an edited prompt gives its stages new keys."""
+    root = resources.files("msmkit.prompts")
+    names = sorted(f"{folder}/{entry.name[:-4]}" for folder in folders for entry in root.joinpath(folder).iterdir()
+                   if entry.name.endswith(".txt"))
+    return prompt_hashes(names)
 
 
 def _reduce_llm_configs(data: Any) -> Any:
@@ -173,7 +189,8 @@ class Planner:
         stage = self._add(Stage(
             "variant", f"spec {name} ({entry.variant.value} of {entry.of})",
             {"source": source_id, "variant": entry.variant.value, "options": entry.options.model_dump(),
-             "generator": _reduce_llm_configs(generator.model_dump(mode="json")) if generator else None},
+             "generator": _reduce_llm_configs(generator.model_dump(mode="json")) if generator else None,
+             "prompts": prompt_family("spec") if generator else {}},
             params={"source": source, "variant": entry, "generator": generator,
                     "model_name": self.config.model_name, "provider_name": self.config.provider_name}))
         return self.plan.dir(stage.key) / "spec.md", stage.key, (stage.key,)
@@ -186,7 +203,8 @@ class Planner:
                                         "provider_name": self.config.provider_name}}, self.config.corpus)
         settings: CorpusConfig = self._validated(data, CorpusConfig, "corpus")
         stage = self._add(Stage("corpus", f"MSM corpus from spec {spec_name}",
-                                {"spec": spec_id, "config": _reduce_llm_configs(settings.model_dump(mode="json"))},
+                                {"spec": spec_id, "config": _reduce_llm_configs(settings.model_dump(mode="json")),
+                                 "prompts": prompt_family("corpus")},
                                 deps, {"spec": path, "config": settings}))
         self.plan.spec_stages.setdefault(spec_name, stage.key)
         return stage
@@ -196,7 +214,8 @@ class Planner:
         settings: NeutralConfig = self._validated(_deep_merge({"generator": self._llm_defaults()}, self.config.neutral),
                                                   NeutralConfig, "neutral")
         stage = self._add(Stage("neutral", "token-matched neutral corpus",
-                                {"config": _reduce_llm_configs(settings.model_dump(mode="json"))}, (match.key,),
+                                {"config": _reduce_llm_configs(settings.model_dump(mode="json")),
+                                 "prompts": prompt_family("aft")}, (match.key,),
                                 {"match": self.plan.dir(match.key) / "corpus.jsonl", "config": settings}))
         self.plan.neutral_stage = stage.key
         return stage
@@ -232,6 +251,7 @@ class Planner:
                  "anti": "anti-spec AFT data"}[mode]
         stage = self._add(Stage("aftdata", f"{label} from spec {spec_name}",
                                 {"mode": mode, "spec": spec_id, "files": sorted(files.values()),
+                                 "prompts": prompt_family("aft", "spec"),
                                  "config": _reduce_llm_configs(settings.model_dump(mode="json", exclude={"value_free": {
                                      "preferences", "guard_specs"}}))},
                                 deps, {"mode": mode, "spec": path, "config": settings}))
@@ -282,7 +302,8 @@ class Planner:
         deps = (data_stage.key,) + ((start.key,) if start else ())
         return self._add(Stage("aft", f"AFT ({arm.aft}) {where}, seed {seed}{size_note}",
                                {"start": start.key if start else self.base, "config": self._train_section("aft"),
-                                "seed": seed, "max_rows": size}, deps, {"config": stage_config}))
+                                "seed": seed, "max_rows": size, "templates": _templates_hash()}, deps,
+                               {"config": stage_config}))
 
     def evaluation(self, model: Stage | None, index: int, settings: EvalConfig) -> Stage:
         files = [content_hash(self._path(item, f"evals[{index}].items")) for item in settings.items
@@ -293,7 +314,8 @@ class Planner:
         who = model.label if model else "base model"
         return self._add(Stage("eval", f"eval {settings.suite}: {who}",
                                {"model": model.key if model else self.base,
-                                "eval": settings.model_dump(mode="json", exclude={"batch_size"}), "files": files},
+                                "eval": settings.model_dump(mode="json", exclude={"batch_size"}), "files": files,
+                                "prompts": prompt_family("eval", "eval_agentic")},
                                (model.key,) if model else (), {"model": path, "eval": settings}))
 
     def cell(self, arm: ArmConfig, seed: int, size: int | None) -> Cell:

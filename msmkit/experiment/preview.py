@@ -26,7 +26,7 @@ from msmkit.generate.corpus.preview import StageProjection, project, stage_proje
 from msmkit.generate.corpus.prompting import CorpusPrompts
 from msmkit.generate.corpus.records import Domain, Subdomain
 from msmkit.llm.types import LLMConfig
-from msmkit.spec import load_spec
+from msmkit.spec.variants import VariantKind
 
 # Known base-model sizes (billions of parameters), for configs naming a hub model that is not cached here.
 KNOWN_PARAMS_B = {"embedded": 0.268, "google/gemma-3-270m": 0.268, "meta-llama/Llama-3.1-8B": 8.03,
@@ -82,11 +82,16 @@ def _from_projection(stage: Stage, projections: list[StageProjection]) -> StageP
                         None if any(c is None for c in costs) else sum(c for c in costs if c is not None))
 
 
-def _corpus(stage: Stage) -> tuple[StagePreview, int]:
+def _spec_text(path: Path, unbuilt: dict[Path, str]) -> str:
+    """A spec's text, or for a variant not built yet, an estimate of it."""
+    return path.read_text(encoding="utf-8") if path.exists() else unbuilt.get(path, "")
+
+
+def _corpus(stage: Stage, unbuilt: dict[Path, str]) -> tuple[StagePreview, int]:
     """(calls and cost, projected corpus tokens)."""
-    config, path = stage.params["config"], stage.params["spec"]
-    spec = spec_for(config, path) if Path(path).exists() else None
-    text = spec.text if spec else ""
+    config, path = stage.params["config"], Path(stage.params["spec"])
+    spec = spec_for(config, path) if path.exists() else None
+    text = spec.text if spec else _spec_text(path, unbuilt)
     prompts = CorpusPrompts(config, text, config.generator.is_base_model)
     decomposition = None
     if config.decompose == "headings" and spec is not None:
@@ -105,10 +110,9 @@ def _corpus(stage: Stage) -> tuple[StagePreview, int]:
     return _from_projection(stage, projection.stages), tokens
 
 
-def _aft_data(stage: Stage) -> tuple[StagePreview, int]:
+def _aft_data(stage: Stage, unbuilt: dict[Path, str]) -> tuple[StagePreview, int]:
     config, mode = stage.params["config"], stage.params["mode"]
-    path = Path(stage.params["spec"])
-    spec_tokens = estimate_tokens(path.read_text(encoding="utf-8")) if path.exists() else 4000
+    spec_tokens = estimate_tokens(_spec_text(Path(stage.params["spec"]), unbuilt))
     counts, lengths, llm = config.counts, config.lengths, config.generator
     examples = counts.examples
     answers = math.ceil(examples * counts.answer_overgenerate)
@@ -137,12 +141,16 @@ def _neutral(stage: Stage, matched_tokens: int) -> StagePreview:
     return _from_projection(stage, [stage_projection("neutral", calls, 150, per_document, config.generator)])
 
 
-def _variant(stage: Stage) -> StagePreview:
+def _variant(stage: Stage, out: Path, unbuilt: dict[Path, str]) -> StagePreview:
     generator: LLMConfig | None = stage.params["generator"]
+    source = _spec_text(Path(stage.params["source"]), unbuilt)
+    kind = stage.params["variant"].variant
+    growth = {VariantKind.EXPLAIN_VALUES: 3, VariantKind.ADD_SUBRULES: 3, VariantKind.RULES_ONLY: 0.3}.get(kind, 1)
+    unbuilt[out] = source[:int(len(source) * growth)] if growth <= 1 else source * int(growth)
     if generator is None:
         return StagePreview(stage.kind, stage.label)
-    tokens = estimate_tokens(Path(stage.params["source"]).read_text(encoding="utf-8"))
-    return _from_projection(stage, [stage_projection("variant", 1, tokens + 400, tokens * 3, generator)])
+    tokens = estimate_tokens(source)
+    return _from_projection(stage, [stage_projection("variant", 1, tokens + 400, tokens * growth, generator)])
 
 
 def _params_billion(plan: Plan) -> tuple[float, str]:
@@ -190,17 +198,18 @@ def preview_experiment(config_path: str | Path, out: str | Path) -> ExperimentPr
     corpus_tokens: dict[str, int] = {}
     aft_tokens: dict[str, int] = {}
     aft_examples: dict[str, int] = {}
+    unbuilt: dict[Path, str] = {}  # variant spec file -> estimated text
     for stage in plan.ordered():
         if stage.kind == "variant":
-            previews.append(_variant(stage))
+            previews.append(_variant(stage, plan.dir(stage.key) / "spec.md", unbuilt))
         elif stage.kind == "corpus":
-            preview, corpus_tokens[stage.key] = _corpus(stage)
+            preview, corpus_tokens[stage.key] = _corpus(stage, unbuilt)
             previews.append(preview)
         elif stage.kind == "neutral":
             corpus_tokens[stage.key] = corpus_tokens[stage.deps[0]]
             previews.append(_neutral(stage, corpus_tokens[stage.key]))
         elif stage.kind == "aftdata":
-            preview, aft_tokens[stage.key] = _aft_data(stage)
+            preview, aft_tokens[stage.key] = _aft_data(stage, unbuilt)
             aft_examples[stage.key] = stage.params["config"].counts.examples
             previews.append(preview)
         elif stage.kind == "mix":
@@ -231,15 +240,30 @@ def preview_experiment(config_path: str | Path, out: str | Path) -> ExperimentPr
     return ExperimentPreview(plan.config.name, previews, params_b, compute.peak_tflops, compute.mfu, compute.gpus, notes)
 
 
+def grouped(preview: ExperimentPreview) -> list[StagePreview]:
+    """One row per stage kind, summed (a grid has many similar training and eval stages)."""
+    rows: dict[str, StagePreview] = {}
+    for s in preview.stages:
+        row = rows.setdefault(s.kind, StagePreview(s.kind, "", cost_usd=0.0))
+        row.label = str(int(row.label or 0) + 1)
+        row.calls += s.calls
+        row.input_tokens += s.input_tokens
+        row.output_tokens += s.output_tokens
+        row.cost_usd = None if row.cost_usd is None or s.cost_usd is None else row.cost_usd + s.cost_usd
+        row.train_tokens += s.train_tokens
+        row.flops += s.flops
+    return list(rows.values())
+
+
 def print_preview(preview: ExperimentPreview, console: Console) -> None:
     table = Table(title=f"{preview.name}: projected cost and compute")
-    for column in ("kind", "stage", "LLM calls", "input tokens", "output tokens", "US$", "train tokens", "GPU h"):
-        table.add_column(column, justify="left" if column in ("kind", "stage") else "right")
+    for column in ("kind", "stages", "LLM calls", "input tokens", "output tokens", "US$", "train tokens", "GPU h"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
     per_gpu_hour = preview.peak_tflops * 1e12 * preview.mfu * 3600
-    for s in preview.stages:
+    for s in grouped(preview):
         cost = "unknown" if s.cost_usd is None else f"{s.cost_usd:,.2f}"
         table.add_row(s.kind, s.label, f"{s.calls:,}", f"{s.input_tokens:,}", f"{s.output_tokens:,}", cost,
-                      f"{s.train_tokens:,}", f"{s.flops / per_gpu_hour:.2f}")
+                      f"{s.train_tokens:,}", f"{s.flops / per_gpu_hour:,.2f}")
     console.print(table)
     total = preview.cost_usd
     console.print(f"[bold]total[/]: API US${'unknown' if total is None else f'{total:,.2f}'}; "

@@ -1,0 +1,193 @@
+"""`msm run` end to end on tiny models and the test server: a grid of arms and two seeds, shared stages built
+once, a rerun that reuses everything, a SIGKILL mid-run whose rerun finishes with identical results, and the
+report as a person sees it in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from msmkit.experiment.runner import run_experiment
+from msmkit.experiment.status import read_status
+from msmkit.io import read_json
+from msmkit.models.tiny import tiny_model_dir
+from msmkit.testing import FakeLLMServer
+from tests.browser import render_dom, screenshot
+from tests.experiment_script import ExperimentScript
+
+PLANTED = "<script>document.body.setAttribute('data-pwned','1')</script>"
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-experiment-0123456789")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir(tmp_path_factory.getbasetemp() / "tiny-models", "llama")
+
+
+def experiment(tmp: Path, server: FakeLLMServer, tiny: Path, paper_specs: Path, *, arms: list[dict[str, Any]],
+               sweep: dict[str, Any] | None = None, seeds: tuple[int, ...] = (0, 1)) -> Path:
+    llm = {"provider": "openai_compatible", "model": "scripted", "base_url": server.openai_base_url,
+           "api_key_env": "OPENAI_API_KEY", "concurrency": 8, "max_retries": 1, "retry_base_delay_s": 0.01,
+           "timeout_s": 20}
+    train = {"model": {"attn_implementation": "eager"}, "data": {"max_length": 96}, "lora": {"r": 8, "alpha": 16},
+             "optim": {"learning_rate": 1e-2, "per_device_batch_size": 4}, "guards": {"allow_few_steps": True}}
+    config = {
+        "name": "tiny-grid", "title": "Tiny grid", "base_model": str(tiny), "model_name": "Llama",
+        "provider_name": "Meta", "seeds": list(seeds),
+        "specs": {"america": str(paper_specs / "pro_america_cheese.txt"),
+                  "affordability": str(paper_specs / "pro_affordability_cheese.txt")},
+        "generator": llm,
+        "corpus": {"counts": {"domains": 2, "subdomains_per_domain": 1, "assertions_per_subdomain": 2,
+                              "doc_types_per_subdomain": 1, "documents": 6},
+                   "lengths": {"min_words": 30, "max_words": 600, "target_words": 80, "document_max_tokens": 2048}},
+        "neutral": {"min_words": 20, "tolerance": 0.2, "target_words": 60},
+        "aft_data": {"counts": {"examples": 8, "questions_per_request": 5}},
+        "train": {"midtrain": train, "aft": train},
+        "arms": arms,
+        "evals": [{"suite": "values", "items": ["pro_america", "pro_affordability"], "limit": 6},
+                  {"suite": "capability", "limit": 8, "window": 64, "stride": 64}],
+    }
+    if sweep:
+        config["sweep"] = sweep
+    path = tmp / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+GRID_ARMS = [
+    {"name": "base"},
+    {"name": "msm-only", "midtrain": "america"},
+    {"name": "aft-only", "aft": "shared"},
+    {"name": "america-msm-aft", "midtrain": "america", "aft": "shared"},
+    {"name": "affordability-msm-aft", "midtrain": "affordability", "aft": "shared"},
+    {"name": "neutral-aft", "midtrain": "neutral", "aft": "shared"},
+    {"name": "deliberative", "aft": "deliberative:america"},
+]
+
+
+def _results(report_md: Path) -> list[str]:
+    """The report's results table rows (eval, metric, arm, mean, CI, n, seeds, per seed)."""
+    text = report_md.read_text(encoding="utf-8")
+    table = text.split("## Results", 1)[1].split("\n\n", 2)[1]
+    return [line for line in table.splitlines()[2:]]
+
+
+def test_a_grid_of_arms_and_two_seeds_runs_end_to_end_and_shares_its_stages(tmp_path, tiny, paper_specs_dir) -> None:
+    with FakeLLMServer(ExperimentScript()) as server:
+        path = experiment(tmp_path, server, tiny, paper_specs_dir, arms=GRID_ARMS,
+                          sweep={"aft_examples": [4], "arms": ["aft-only", "america-msm-aft"]})
+        outcome = run_experiment(path, tmp_path / "run")
+        calls = server.stats.completions
+        again = run_experiment(path, tmp_path / "run")
+        assert server.stats.completions == calls  # a finished run asks the LLM nothing
+    assert not outcome.failed and not outcome.blocked
+    kinds = Counter(key.rsplit("-", 1)[0] for key in outcome.executed)
+    # Built once each, whatever the number of arms that use them: 2 MSM corpora, 1 neutral corpus, the shared
+    # AFT set and the deliberative one; one midtrained checkpoint per corpus and seed (msm-only and
+    # america-msm-aft share theirs); one AFT model per arm with AFT, seed and sweep size.
+    assert kinds["corpus"] == 2 and kinds["neutral"] == 1 and kinds["aftdata"] == 2
+    assert kinds["midtrain"] == 3 * 2
+    assert kinds["aft"] == 5 * 2 + 2 * 2
+    models = 1 + 2 + kinds["aft"]  # base (its seeds share one deterministic eval), msm-only x 2, AFT models
+    assert kinds["eval"] == 2 * models
+    assert again.executed == [] and len(again.reused) == len(outcome.executed)
+
+    rows = _results(outcome.report_md)
+    by_arm = {arm["name"]: [r for r in rows if f"| {arm['name']} |" in r] for arm in GRID_ARMS}
+    for arm, arm_rows in by_arm.items():
+        # values x 2 suites, MC accuracy and perplexity, each with n and the number of seeds
+        assert len(arm_rows) == 4, arm
+        seeds = {r.split(" | ")[6] for r in arm_rows}
+        assert seeds == ({"1"} if arm == "base" else {"2"}), (arm, arm_rows)
+    assert any("| values: pro_america | rate choosing the target value | america-msm-aft |" in r and "| 6 | 2 |" in r
+               for r in rows)
+    record = read_json(tmp_path / "run" / "usage.json")
+    assert record["total"]["calls"] > 0 and record["by_stage"]
+    assert (tmp_path / "run" / "versions.json").exists() and (tmp_path / "run" / "experiment.yaml").exists()
+    assert read_json(tmp_path / "run" / "prompts.json")["corpus/document"]
+    markdown = outcome.report_md.read_text(encoding="utf-8")
+    assert "### Paired comparisons" in markdown and "| america-msm-aft | base | values: pro_america |" in markdown
+    assert "### AFT data-size sweep" in markdown and "| aft-only | values: pro_america |" in markdown
+    assert "One training seed" not in markdown and "fake null" in markdown
+    secret = "sk-test-experiment-0123456789"
+    for file in (tmp_path / "run").rglob("*"):
+        if file.is_file() and file.suffix in (".json", ".jsonl", ".yaml", ".txt", ".md", ".html"):
+            assert secret not in file.read_text(encoding="utf-8", errors="replace"), file
+    rows_status, report = read_status(tmp_path / "run")
+    assert report == outcome.report_html and {r.record.state for r in rows_status} == {"done"}
+
+
+def _spawn(path: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "from msmkit.cli.app import main; main()", "run", str(path),
+                             "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+
+
+def _first_done(out: Path, kind: str) -> bool:
+    return any((d / "done.json").exists() for d in (out / "stages").glob(f"{kind}-*"))
+
+
+def test_a_killed_run_continues_where_it_stopped_with_identical_results(tmp_path, tiny, paper_specs_dir,
+                                                                        monkeypatch) -> None:
+    arms = [{"name": "base"}, {"name": "aft-only", "aft": "shared"},
+            {"name": "america-msm-aft", "midtrain": "america", "aft": "shared"}]
+    with FakeLLMServer(ExperimentScript()) as server:
+        path = experiment(tmp_path, server, tiny, paper_specs_dir, arms=arms)
+        whole = run_experiment(path, tmp_path / "whole")
+        uninterrupted_calls = server.stats.completions
+        monkeypatch.setenv("MSM_CACHE_DIR", str(tmp_path / "fresh-cache"))  # the second run pays for its own answers
+        process = _spawn(path, tmp_path / "split")
+        deadline = time.monotonic() + 300
+        while not _first_done(tmp_path / "split", "midtrain") and process.poll() is None:
+            assert time.monotonic() < deadline, "the run never finished its first midtraining stage"
+            time.sleep(0.2)
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        done_before = {d.name for d in (tmp_path / "split" / "stages").iterdir() if (d / "done.json").exists()}
+        states = {r.record.state for r in read_status(tmp_path / "split")[0]}
+        assert "pending" in states and "done" in states  # status tells what is done and what is left
+        resumed = run_experiment(path, tmp_path / "split")
+        # Generation was done before the kill: no answer was asked for twice, and the rerun asked for none.
+        assert server.stats.completions == 2 * uninterrupted_calls
+    assert done_before and done_before <= set(resumed.reused)
+    assert not set(resumed.executed) & done_before and not resumed.failed
+    assert set(resumed.executed) | set(resumed.reused) == set(whole.executed)
+    assert _results(resumed.report_md) == _results(whole.report_md)
+
+
+def test_the_report_renders_in_chromium_and_escapes_model_text(tmp_path, tiny, paper_specs_dir) -> None:
+    script = ExperimentScript()
+    script.corpus.idea_titles = [f"Memo {PLANTED}"]
+    with FakeLLMServer(script) as server:
+        path = experiment(tmp_path, server, tiny, paper_specs_dir, seeds=(0,),
+                          arms=[{"name": "base"}, {"name": "america-msm", "midtrain": "america"}])
+        outcome = run_experiment(path, tmp_path / "run")
+    source = outcome.report_html.read_text(encoding="utf-8")
+    assert PLANTED not in source and "&lt;script&gt;" in source
+    dom = render_dom(outcome.report_html)
+    assert not re.search(r"<body[^>]*data-pwned", dom)
+    assert "&lt;script&gt;document.body.setAttribute" in dom  # shown as text in the sample browser
+    images = re.findall(r"<img src=\"data:image/png;base64,[A-Za-z0-9+/=]+\"", dom)
+    assert len(images) == 4  # one bar chart per eval metric: 2 value suites, MC accuracy, perplexity
+    for heading in ("Arms", "Results", "Charts", "Corpus and AFT data", "Stages: time and cost", "Samples", "Config"):
+        assert f">{heading}<" in dom, heading
+    assert "One training seed" in dom and "america-msm" in dom
+    assert screenshot(outcome.report_html, tmp_path / "report.png").stat().st_size > 20_000
+    assert json.loads((tmp_path / "run" / "plan.json").read_text())["cells"][1]["arm"] == "america-msm"
