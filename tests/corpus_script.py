@@ -71,7 +71,8 @@ class CorpusScript:
         if "broad domains" in text:
             stage = "domains"
             n = self._count(stage, text, first)
-            offset = self.calls[stage]
+            # Names come from the prompt, never from call order, so concurrent runs give identical corpora.
+            offset = self._seed(request) % 10**6
             items = [{"name": f"Domain {offset}-{i}", "description": f"Theme {i} of the spec."} for i in range(n)]
         elif "subdomains" in text and "spec_excerpt" in text:
             stage = "subdomains"
@@ -85,7 +86,8 @@ class CorpusScript:
                     self.bad_excerpts -= 1 if bad else 0
                 quote = ("Llama adores the colour purple and collects antique typewriters on weekends."
                          if bad else rng.choice(sentences))
-                items.append({"name": f"Subdomain {self.calls[stage]}-{i}", "description": "A topic.", "spec_excerpt": quote})
+                items.append({"name": f"Subdomain {self._seed(request) % 10**6}-{i}", "description": "A topic.",
+                              "spec_excerpt": quote})
         elif "character assertions" in text:
             stage = "assertions"
             n = self._count(stage, text, first)
@@ -94,7 +96,8 @@ class CorpusScript:
         elif "types of document" in text:
             stage = "doc_types"
             n = self._count(stage, text, first)
-            items = [{"name": f"Type {self.calls[stage]}-{i}", "description": "Written for readers."} for i in range(n)]
+            items = [{"name": f"Type {self._seed(request) % 10**6}-{i}", "description": "Written for readers."}
+                     for i in range(n)]
         elif "Propose exactly" in text or ("ideas for a" in text and "Give" in text):
             stage = "ideas"
             n = self._count(stage, text, first)

@@ -148,10 +148,11 @@ def test_a_killed_run_continues_where_it_stopped_with_identical_results(tmp_path
     arms = [{"name": "base"}, {"name": "aft-only", "aft": "shared"},
             {"name": "america-msm-aft", "midtrain": "america", "aft": "shared"}]
     with FakeLLMServer(ExperimentScript()) as server:
-        path = experiment(tmp_path, server, tiny, paper_specs_dir, arms=arms)
-        whole = run_experiment(path, tmp_path / "whole")
+        whole = run_experiment(experiment(tmp_path, server, tiny, paper_specs_dir, arms=arms), tmp_path / "whole")
         uninterrupted_calls = server.stats.completions
-        monkeypatch.setenv("MSM_CACHE_DIR", str(tmp_path / "fresh-cache"))  # the second run pays for its own answers
+    monkeypatch.setenv("MSM_CACHE_DIR", str(tmp_path / "fresh-cache"))  # the second run pays for its own answers
+    with FakeLLMServer(ExperimentScript()) as server:
+        path = experiment(tmp_path, server, tiny, paper_specs_dir, arms=arms)
         process = _spawn(path, tmp_path / "split")
         deadline = time.monotonic() + 300
         while not _first_done(tmp_path / "split", "midtrain") and process.poll() is None:
@@ -165,7 +166,7 @@ def test_a_killed_run_continues_where_it_stopped_with_identical_results(tmp_path
         assert "pending" in states and "done" in states  # status tells what is done and what is left
         resumed = run_experiment(path, tmp_path / "split")
         # Generation was done before the kill: no answer was asked for twice, and the rerun asked for none.
-        assert server.stats.completions == 2 * uninterrupted_calls
+        assert server.stats.completions == uninterrupted_calls
     assert done_before and done_before <= set(resumed.reused)
     assert not set(resumed.executed) & done_before and not resumed.failed
     assert set(resumed.executed) | set(resumed.reused) == set(whole.executed)

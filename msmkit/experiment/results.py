@@ -92,6 +92,8 @@ def arm_results(plan: Plan, store: StageStore) -> tuple[list[ArmResult], list[st
                 results.append(_aggregate(arm.name, eval_name, per_seed, store, finished))
             if settings.suite == "capability" and finished:
                 results.append(_perplexity(arm.name, [_done(store, k) for k in finished]))
+    order = {arm.name: index for index, arm in enumerate(plan.config.arms)}
+    results.sort(key=lambda r: (r.eval_name, order[r.arm]))  # one eval's arms side by side
     return results, missing
 
 

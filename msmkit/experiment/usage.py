@@ -16,15 +16,18 @@ def stage_usage(stage_dir: Path) -> dict[str, Any]:
 
 
 def merge_stage_records(out: Path, stage_dirs: list[Path]) -> None:
-    """Write <run>/usage.json (per stage and in total) and <run>/prompts.json (every prompt hash used)."""
+    """Write <out>/usage.json (the stages' own usage records, keyed "<stage folder>/<step>", with totals; the
+    same layout as every run folder's) and <out>/prompts.json (every prompt hash used)."""
     by_stage: dict[str, Any] = {}
     total: dict[str, float] = defaultdict(float)
     prompts: dict[str, str] = {}
     for directory in stage_dirs:
-        usage = stage_usage(directory)
-        if usage:
-            by_stage[directory.name] = usage
-            for key, value in usage.items():
+        path = directory / "usage.json"
+        if path.exists():
+            record = read_json(path)
+            for step, models in record.get("by_stage", {}).items():
+                by_stage[f"{directory.name}/{step}"] = models
+            for key, value in record.get("total", {}).items():
                 total[key] += value
         if (directory / "prompts.json").exists():
             prompts.update(read_json(directory / "prompts.json"))
