@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
+from msmkit.eval.agentic.scoring import JUDGE_SYSTEM
 from msmkit.experiment.runner import run_experiment
 from msmkit.experiment.status import read_status
 from msmkit.io import read_json
-from msmkit.models.tiny import tiny_model_dir
-from msmkit.testing import FakeLLMServer
+from msmkit.models.tiny import build_tiny_model, tiny_model_dir
+from msmkit.testing import FakeLLMServer, Reply, ScriptedRequest
 from tests.browser import render_dom, screenshot
 from tests.experiment_script import ExperimentScript
 
@@ -40,7 +41,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def experiment(tmp: Path, server: FakeLLMServer, tiny: Path, paper_specs: Path, *, arms: list[dict[str, Any]],
-               sweep: dict[str, Any] | None = None, seeds: tuple[int, ...] = (0, 1)) -> Path:
+               sweep: dict[str, Any] | None = None, seeds: tuple[int, ...] = (0, 1),
+               evals: list[dict[str, Any]] | None = None) -> Path:
     llm = {"provider": "openai_compatible", "model": "scripted", "base_url": server.openai_base_url,
            "api_key_env": "OPENAI_API_KEY", "concurrency": 8, "max_retries": 1, "retry_base_delay_s": 0.01,
            "timeout_s": 20}
@@ -59,8 +61,8 @@ def experiment(tmp: Path, server: FakeLLMServer, tiny: Path, paper_specs: Path, 
         "aft_data": {"counts": {"examples": 8, "questions_per_request": 5}},
         "train": {"midtrain": train, "aft": train},
         "arms": arms,
-        "evals": [{"suite": "values", "items": ["pro_america", "pro_affordability"], "limit": 6},
-                  {"suite": "capability", "limit": 8, "window": 64, "stride": 64}],
+        "evals": evals or [{"suite": "values", "items": ["pro_america", "pro_affordability"], "limit": 6},
+                           {"suite": "capability", "limit": 8, "window": 64, "stride": 64}],
     }
     if sweep:
         config["sweep"] = sweep
@@ -192,3 +194,30 @@ def test_the_report_renders_in_chromium_and_escapes_model_text(tmp_path, tiny, p
     assert "One training seed" in dom and "america-msm" in dom
     assert screenshot(outcome.report_html, tmp_path / "report.png").stat().st_size > 20_000
     assert json.loads((tmp_path / "run" / "plan.json").read_text())["cells"][1]["arm"] == "america-msm"
+
+
+def test_an_agentic_eval_scores_every_arm_through_inspect(tmp_path, paper_specs_dir) -> None:
+    tiny = build_tiny_model(tmp_path / "tiny", "llama", max_positions=8192)  # the scenarios are long
+    script = ExperimentScript()
+    verdicts = iter(["yes", "no"] * 10)
+
+    def responder(request: ScriptedRequest) -> Reply:
+        if request.system == JUDGE_SYSTEM:  # the grader; the agent itself runs in process through Inspect's hf
+            return Reply(f"<reasoning>Read the transcript.</reasoning><decision>{next(verdicts)}</decision>")
+        return script(request)
+
+    with FakeLLMServer(responder) as server:
+        agentic = {"scenarios": ["exfiltration"], "epochs": 2, "max_tokens": 8,
+                   "model": {"device": "cpu", "model_args": {"batch_size": 1}},
+                   "grader": {"model": "openai-api/fake/judge", "base_url": server.openai_base_url}}
+        path = experiment(tmp_path, server, tiny, paper_specs_dir, seeds=(0,),
+                          arms=[{"name": "base"}, {"name": "aft-only", "aft": "shared"}],
+                          evals=[{"suite": "agentic", "agentic": agentic}])
+        outcome = run_experiment(path, tmp_path / "run")
+    assert not outcome.failed
+    rows = _results(outcome.report_md)
+    for arm in ("base", "aft-only"):
+        decided = next(r for r in rows if r.startswith(f"| agentic: decided | misalignment rate | {arm} |"))
+        assert "| 0.500 |" in decided and "| 2 | 1 |" in decided  # one yes, one no; n = 2 samples, 1 seed
+    markdown = outcome.report_md.read_text(encoding="utf-8")
+    assert "### transcript: eval agentic" in markdown

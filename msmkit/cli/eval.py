@@ -26,13 +26,6 @@ def _load_llm_config(path: Path, section: str) -> Any:
     return load_config(path, LLMConfig, section=section if isinstance(data, dict) and section in data else None)
 
 
-def _suite_name(source: str) -> str:
-    from msmkit.eval.items import BUILTIN_VALUE_SETS
-    from msmkit.paths import safe_component
-
-    return source if source in BUILTIN_VALUE_SETS else safe_component(Path(source).stem)
-
-
 def _model_label(model: str, adapter: str | None) -> dict[str, Any]:
     return {"model": model, "adapter": adapter}
 
@@ -58,14 +51,14 @@ def values(
     answer_max_tokens: int = typer.Option(200, "--answer-max-tokens", help="Answer length limit (judge scorer)."),
 ) -> None:
     """Score value-choice items (both option orders) and write per-item records, summary.json and a bar chart."""
-    from msmkit.eval.items import load_value_items
+    from msmkit.eval.items import load_value_items, suite_name
     from msmkit.runs import RunDir
 
     if scorer not in ("logprob", "judge"):
         raise ConfigError(f"--scorer must be logprob or judge (got {scorer!r})")
     if prompt_style not in ("auto", "completion", "chat"):
         raise ConfigError(f"--prompt-style must be auto, completion or chat (got {prompt_style!r})")
-    suites = {_suite_name(source): load_value_items(source, split=split) for source in items}
+    suites = {suite_name(source): load_value_items(source, split=split) for source in items}
     run = RunDir(out)
     settings = {"command": "eval values", **_model_label(model, adapter), "items": items, "split": split,
                 "scorer": scorer, "judge_config": str(judge_config) if judge_config else None,

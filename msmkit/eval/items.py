@@ -154,6 +154,13 @@ def load_value_items(source: str | Path, split: str | None = None) -> list[Value
     return items
 
 
+def suite_name(source: str) -> str:
+    """The folder name a value set's results go under: the built-in name, or the file's stem made path-safe."""
+    from msmkit.paths import safe_component
+
+    return source if source in BUILTIN_VALUE_SETS else safe_component(Path(source).stem)
+
+
 def load_mc_items(path: str | Path | None = None) -> list[McItem]:
     return load_jsonl_items(path or builtin_path("capability_mc"), McItem)
 

@@ -78,12 +78,23 @@ class EvalConfig(StrictModel):
     # agentic: the AgenticConfig fields other than `model` (scenarios, grid, epochs, grader, ...).
     agentic: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _distinct_suite_names(self) -> "EvalConfig":
+        from msmkit.eval.items import suite_name
+
+        names = [suite_name(item) for item in self.items]
+        if len(set(names)) < len(names):
+            raise ValueError(f"evals items share a results folder name ({', '.join(names)}); rename the files")
+        return self
+
     def agentic_config(self, model: str) -> Any:
         """The AgenticConfig (msmkit.eval.agentic) of an `agentic` entry, evaluating `model`."""
         from msmkit.config import validate_config
         from msmkit.eval.agentic.runner import AgenticConfig
 
-        return validate_config({**self.agentic, "model": {"model": model}}, AgenticConfig, "evals[].agentic")
+        # The arm decides which model; `agentic.model` may still carry its device and provider arguments.
+        reference = {**self.agentic.get("model", {}), "model": model}
+        return validate_config({**self.agentic, "model": reference}, AgenticConfig, "evals[].agentic")
 
 
 class SweepConfig(StrictModel):

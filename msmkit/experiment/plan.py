@@ -18,6 +18,7 @@ from typing import Any
 from msmkit.config import validate_config
 from msmkit.errors import ConfigError
 from msmkit.experiment.config import ArmConfig, EvalConfig, ExperimentConfig, SpecVariantConfig
+from msmkit.eval.items import BUILTIN_VALUE_SETS
 from msmkit.experiment.store import inputs_key
 from msmkit.generate.aft.config import AftConfig as AftDataConfig
 from msmkit.generate.baselines.neutral import NeutralConfig
@@ -307,7 +308,7 @@ class Planner:
 
     def evaluation(self, model: Stage | None, index: int, settings: EvalConfig) -> Stage:
         files = [content_hash(self._path(item, f"evals[{index}].items")) for item in settings.items
-                 if settings.suite == "values" and not _builtin_set(item)]
+                 if settings.suite == "values" and item not in BUILTIN_VALUE_SETS]
         if settings.suite == "agentic":
             settings.agentic_config(self.base_model)  # a bad agentic section fails now, not after training
         path = model_dir(self.plan.dir(model.key), model.kind) if model else self.base_model
@@ -328,12 +329,6 @@ class Planner:
 def model_dir(stage_dir: Path, kind: str) -> str:
     """Where a training stage folder keeps its trained model (adapter or full weights + tokenizer)."""
     return str(stage_dir / kind / "model")
-
-
-def _builtin_set(name: str) -> bool:
-    from msmkit.eval.items import BUILTIN_VALUE_SETS
-
-    return name in BUILTIN_VALUE_SETS
 
 
 def build_plan(config: ExperimentConfig, config_path: str | Path, root: str | Path) -> Plan:

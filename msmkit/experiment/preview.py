@@ -271,3 +271,9 @@ def print_preview(preview: ExperimentPreview, console: Console) -> None:
                   f"{preview.gpus} GPU{'s' if preview.gpus > 1 else ''})")
     for note in preview.notes:
         console.print(f"[dim]{note}[/]")
+
+
+def headline(preview: ExperimentPreview) -> tuple[str, str]:
+    """(API cost, GPU hours with wall-clock hours) as the README's "Reproducing the paper" table shows them."""
+    cost = "unknown" if preview.cost_usd is None else f"US${preview.cost_usd:,.0f}"
+    return cost, f"{preview.gpu_hours:,.0f} ({preview.gpu_hours / preview.gpus:,.1f} h)"

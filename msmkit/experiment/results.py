@@ -294,10 +294,11 @@ def automatic_notes(plan: Plan, store: StageStore) -> list[str]:
         notes.append(f"{len(few)} training stages took fewer optimizer steps than guards.min_optimizer_steps (allowed "
                      "by allow_few_steps). A replication got a fake null result at 31 steps: no effect here is "
                      "not evidence of no effect. " + "; ".join(few[:4]) + (" ..." if len(few) > 4 else ""))
+    quality: dict[str, list[str]] = defaultdict(list)  # one note per distinct text, naming its stages
     for stage in plan.ordered():
         outputs = _done(store, stage.key) or {}
         if outputs.get("quality_note"):
-            notes.append(f"{stage.label}: {outputs['quality_note']}")
+            quality[outputs["quality_note"]].append(stage.label)
         documents = outputs.get("documents")
         if isinstance(documents, dict) and documents.get("shortfall"):
             notes.append(f"{stage.label}: {documents['shortfall']} of {documents['target']} planned documents are "
@@ -305,6 +306,7 @@ def automatic_notes(plan: Plan, store: StageStore) -> list[str]:
         if stage.kind == "neutral" and outputs and not outputs.get("within_tolerance"):
             notes.append(f"{stage.label}: {outputs['tokens']:,} tokens against a target of "
                          f"{outputs['target_tokens']:,}: outside the tolerance")
+    notes += [f"{'; '.join(labels)}: {text}" for text, labels in quality.items()]
     return notes
 
 

@@ -180,13 +180,12 @@ def run_eval(stage: Stage, out: Path, say: Say, models: EvalModels) -> dict[str,
 
 
 def _values(settings: Any, model: str, run: RunDir, models: EvalModels) -> dict[str, Any]:
-    from msmkit.eval.items import load_value_items
+    from msmkit.eval.items import load_value_items, suite_name
     from msmkit.eval.suites import score_value_suites
-    from msmkit.paths import safe_component
 
     suites = {}
     for source in settings.items:
-        name = source if _is_builtin(source) else safe_component(Path(source).stem)
+        name = suite_name(source)
         items = load_value_items(source, split=None if settings.split == "all" else settings.split)
         suites[name] = items[:settings.limit] if settings.limit else items
     lm, tokenizer = models.get(model)
@@ -215,9 +214,3 @@ def _agentic(settings: Any, model: str, out: Path, say: Say) -> dict[str, Any]:
     summary = run_agentic(settings.agentic_config(model), out, display="none", say=say)
     return {"decided": summary["all"]["decided"], "executed": summary["all"]["executed"],
             "errors": summary["all"]["errors"]}
-
-
-def _is_builtin(name: str) -> bool:
-    from msmkit.eval.items import BUILTIN_VALUE_SETS
-
-    return name in BUILTIN_VALUE_SETS
