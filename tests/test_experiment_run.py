@@ -221,3 +221,24 @@ def test_an_agentic_eval_scores_every_arm_through_inspect(tmp_path, paper_specs_
         assert "| 0.500 |" in decided and "| 2 | 1 |" in decided  # one yes, one no; n = 2 samples, 1 seed
     markdown = outcome.report_md.read_text(encoding="utf-8")
     assert "### transcript: eval agentic" in markdown
+
+
+def test_training_under_accelerate_launch_with_general_data_mixed_in(tmp_path, tiny, paper_specs_dir) -> None:
+    general = tmp_path / "general.jsonl"
+    general.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
+                                                        {"role": "assistant", "content": f"It is {2 * i}."}]}) + "\n"
+                               for i in range(20)), encoding="utf-8")
+    with FakeLLMServer(ExperimentScript()) as server:
+        path = experiment(tmp_path, server, tiny, paper_specs_dir, seeds=(0,), arms=[{"name": "aft-only", "aft": "shared"}],
+                          evals=[{"suite": "values", "items": ["pro_america"], "limit": 4}])
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config["aft_mix"] = {"general": str(general), "ratio": 1.0, "by": "rows"}
+        config["launcher"] = {"kind": "accelerate", "accelerate_config": "cpu", "num_processes": 2}
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        outcome = run_experiment(path, tmp_path / "run")
+    assert not outcome.failed
+    stages = tmp_path / "run" / "stages"
+    mixed = read_json(next(stages.glob("mix-*")) / "mix_stats.json")
+    assert mixed["aft_rows"] == 8 and mixed["general_rows_used"] == 8
+    record = read_json(next(stages.glob("aft-*")) / "aft" / "train_record.json")
+    assert record["processes"] == 2 and record["rows"] == 16  # the AFT set and as many general rows

@@ -65,9 +65,6 @@ class Plan:
     root: Path  # stage folders live here
     stages: dict[str, Stage]
     cells: list[Cell]
-    spec_stages: dict[str, str] = field(default_factory=dict)  # spec name -> its corpus stage key
-    aft_stages: dict[str, str] = field(default_factory=dict)  # AFT source -> its data stage key
-    neutral_stage: str | None = None
 
     def dir(self, key: str) -> Path:
         return self.root / key
@@ -207,7 +204,6 @@ class Planner:
                                 {"spec": spec_id, "config": _reduce_llm_configs(settings.model_dump(mode="json")),
                                  "prompts": prompt_family("corpus")},
                                 deps, {"spec": path, "config": settings}))
-        self.plan.spec_stages.setdefault(spec_name, stage.key)
         return stage
 
     def neutral(self) -> Stage:
@@ -218,7 +214,6 @@ class Planner:
                                 {"config": _reduce_llm_configs(settings.model_dump(mode="json")),
                                  "prompts": prompt_family("aft")}, (match.key,),
                                 {"match": self.plan.dir(match.key) / "corpus.jsonl", "config": settings}))
-        self.plan.neutral_stage = stage.key
         return stage
 
     def _aft_settings(self) -> AftDataConfig:
@@ -256,7 +251,6 @@ class Planner:
                                  "config": _reduce_llm_configs(settings.model_dump(mode="json", exclude={"value_free": {
                                      "preferences", "guard_specs"}}))},
                                 deps, {"mode": mode, "spec": path, "config": settings}))
-        self.plan.aft_stages.setdefault(source, stage.key)
         if self.config.aft_mix is None:
             return stage
         mix = self.config.aft_mix

@@ -51,7 +51,6 @@ class StageStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.executed: list[str] = []  # keys actually run (not reused) in this process
 
     def path(self, key: str) -> Path:
         return self.root / key
@@ -93,8 +92,4 @@ class StageStore:
         seconds = time.monotonic() - started
         atomic_write_json(directory / "done.json", {"seconds": seconds, "outputs": outputs, "finished": time.time()})
         (directory / "running.json").unlink(missing_ok=True)
-        self.executed.append(key)
         return StageRecord(key, kind, "done", directory, seconds, outputs)
-
-    def all_records(self) -> list[StageRecord]:
-        return [self.record(path.name) for path in sorted(self.root.iterdir()) if path.is_dir()]
