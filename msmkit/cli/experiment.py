@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from msmkit.experiment.runner import RunOutcome
+
 _STATE_STYLE = {"done": "green", "running": "bold cyan", "failed": "bold red", "pending": "dim"}
 
 
-def _print_outcome(outcome: object, console: Console) -> None:
-    from msmkit.experiment.runner import RunOutcome
-
-    assert isinstance(outcome, RunOutcome)
+def _print_outcome(outcome: RunOutcome, console: Console) -> None:
     console.print(f"[bold]{len(outcome.executed)}[/] stages run, {len(outcome.reused)} reused, "
                   f"{len(outcome.failed)} failed, {len(outcome.blocked)} skipped ({outcome.seconds:.0f} s)")
     for key, error in outcome.failed.items():

@@ -142,6 +142,7 @@ class Planner:
         self.config_dir = config_path.parent
         self.root = root
         self.stages: dict[str, Stage] = {}
+        self._hashes: dict[Path, str] = {}  # every cell asks again for the same few files
         self.base_model = self._resolve_model_name(config.base_model)
         self.base = base_identity(self.base_model, self.config_dir)
         self.train = self._validated(config.train, TrainConfig, "train")
@@ -166,6 +167,11 @@ class Planner:
         local = candidate if candidate.is_absolute() else self.config_dir / candidate
         return str(local.resolve()) if local.exists() else name
 
+    def _hash(self, path: Path) -> str:
+        if path not in self._hashes:
+            self._hashes[path] = content_hash(path)
+        return self._hashes[path]
+
     def _add(self, stage: Stage) -> Stage:
         return self.stages.setdefault(stage.key, stage)
 
@@ -178,7 +184,7 @@ class Planner:
         entry = self.config.specs[name]
         if isinstance(entry, str):
             path = self._path(entry, f"specs.{name}")
-            return path, content_hash(path), ()
+            return path, self._hash(path), ()
         return self._variant(name, entry)
 
     def _variant(self, name: str, entry: SpecVariantConfig) -> tuple[Path, str, tuple[str, ...]]:
@@ -241,7 +247,7 @@ class Planner:
             mode = "aft"
         path, spec_id, deps = self.spec(spec_name)
         settings = self._aft_settings()
-        files = {p: content_hash(Path(p)) for p in [settings.value_free.preferences or "",
+        files = {p: self._hash(Path(p)) for p in [settings.value_free.preferences or "",
                                                      *settings.value_free.guard_specs] if p}
         label = {"aft": "AFT data", "deliberative": "deliberative-alignment AFT data",
                  "anti": "anti-spec AFT data"}[mode]
@@ -256,7 +262,7 @@ class Planner:
         mix = self.config.aft_mix
         general = self._path(mix.general, "aft_mix.general")
         return self._add(Stage("mix", f"{label} from spec {spec_name} + general instruction data",
-                               {"general": content_hash(general), "ratio": mix.ratio, "by": mix.by,
+                               {"general": self._hash(general), "ratio": mix.ratio, "by": mix.by,
                                 "tokenizer": mix.tokenizer, "cot": self.config.aft_cot}, (stage.key,),
                                {"aft": self._aft_file(stage), "general": general, "mix": mix}))
 
@@ -301,7 +307,7 @@ class Planner:
                                {"config": stage_config}))
 
     def evaluation(self, model: Stage | None, index: int, settings: EvalConfig) -> Stage:
-        files = [content_hash(self._path(item, f"evals[{index}].items")) for item in settings.items
+        files = [self._hash(self._path(item, f"evals[{index}].items")) for item in settings.items
                  if settings.suite == "values" and item not in BUILTIN_VALUE_SETS]
         if settings.suite == "agentic":
             settings.agentic_config(self.base_model)  # a bad agentic section fails now, not after training

@@ -41,8 +41,14 @@ class Outcomes:
 
     def __init__(self, plan: Plan, store: StageStore) -> None:
         self.plan, self.store = plan, store
+        self._read: dict[str, dict[str, dict[str, float]]] = {}  # results, comparisons and sweep reread the same
 
     def of(self, eval_key: str) -> dict[str, dict[str, float]]:
+        if eval_key not in self._read:
+            self._read[eval_key] = self._load(eval_key)
+        return self._read[eval_key]
+
+    def _load(self, eval_key: str) -> dict[str, dict[str, float]]:
         outputs = _done(self.store, eval_key)
         if outputs is None:
             return {}
@@ -74,8 +80,9 @@ def _unique_eval_keys(cells: list[Cell], index: int) -> list[str]:
     return list(dict.fromkeys(c.evals[index] for c in cells))
 
 
-def arm_results(plan: Plan, store: StageStore) -> tuple[list[ArmResult], list[str]]:
-    outcomes, results, missing = Outcomes(plan, store), [], []
+def arm_results(plan: Plan, store: StageStore, outcomes: Outcomes) -> tuple[list[ArmResult], list[str]]:
+    results: list[ArmResult] = []
+    missing: list[str] = []
     for arm in plan.config.arms:
         cells = _seed_cells(plan, arm.name, None)
         for index, settings in enumerate(plan.config.evals):
@@ -134,9 +141,8 @@ def _perplexity(arm: str, outputs: list[dict[str, Any] | None]) -> ArmResult:
                      note="one text; the interval (2+ seeds) is over seeds")
 
 
-def _pooled(plan: Plan, store: StageStore, arm: str) -> dict[str, dict[str, float]]:
+def _pooled(plan: Plan, outcomes: Outcomes, arm: str) -> dict[str, dict[str, float]]:
     """Per-item outcomes of one arm averaged over its seeds, by metric."""
-    outcomes = Outcomes(plan, store)
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     cells = _seed_cells(plan, arm, None)
     for index in range(len(plan.config.evals)):
@@ -147,10 +153,10 @@ def _pooled(plan: Plan, store: StageStore, arm: str) -> dict[str, dict[str, floa
     return {metric: {item: sum(v) / len(v) for item, v in items.items()} for metric, items in sums.items()}
 
 
-def comparisons(plan: Plan, store: StageStore) -> list[dict[str, Any]]:
+def comparisons(plan: Plan, outcomes: Outcomes) -> list[dict[str, Any]]:
     rows = []
     for first, second in plan.config.comparison_pairs():
-        a, b = _pooled(plan, store, first), _pooled(plan, store, second)
+        a, b = _pooled(plan, outcomes, first), _pooled(plan, outcomes, second)
         for metric in sorted(set(a) & set(b)):
             shared = sorted(set(a[metric]) & set(b[metric]))
             if not shared:
@@ -166,10 +172,10 @@ def comparisons(plan: Plan, store: StageStore) -> list[dict[str, Any]]:
     return rows
 
 
-def sweep_points(plan: Plan, store: StageStore) -> list[SweepPoint]:
+def sweep_points(plan: Plan, store: StageStore, outcomes: Outcomes) -> list[SweepPoint]:
     if plan.config.sweep is None:
         return []
-    outcomes, points = Outcomes(plan, store), []
+    points = []
     for arm in plan.config.sweep.arms:
         sizes = sorted({c.aft_examples for c in plan.cells if c.arm == arm}, key=lambda s: (s is None, s or 0))
         for size in sizes:
@@ -311,7 +317,8 @@ def automatic_notes(plan: Plan, store: StageStore) -> list[str]:
 
 
 def collect_report_data(plan: Plan, store: StageStore) -> ReportData:
-    results, missing = arm_results(plan, store)
+    outcomes = Outcomes(plan, store)
+    results, missing = arm_results(plan, store, outcomes)
     config = plan.config
     return ReportData(
         title=config.title or f"Experiment {config.name}", experiment=config.name,
@@ -319,6 +326,6 @@ def collect_report_data(plan: Plan, store: StageStore) -> ReportData:
         config_yaml=yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
         notes=config.notes + automatic_notes(plan, store) + missing,
         arms={arm.name: arm.describe() for arm in config.arms}, results=results,
-        comparisons=comparisons(plan, store), sweep=sweep_points(plan, store),
+        comparisons=comparisons(plan, outcomes), sweep=sweep_points(plan, store, outcomes),
         data_stats=data_statistics(plan, store), stages=stage_costs(plan, store),
         samples=samples(plan, store) + choice_samples(plan, store))

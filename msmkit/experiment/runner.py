@@ -130,7 +130,7 @@ def _run_stages(plan: Plan, store: StageStore, run: RunDir, console: Console) ->
             run.log(f"{label}: {message}")
 
         try:
-            record = store.run(stage.kind, {**stage.inputs, "deps": list(stage.deps)},
+            record = store.run(stage.key, stage.kind, {**stage.inputs, "deps": list(stage.deps)},
                                _work(stage, say, plan.config, models))
         except (KeyboardInterrupt, SystemExit):
             raise

@@ -68,9 +68,8 @@ class StageStore:
             return StageRecord(key, kind, "failed", directory, error=read_json(directory / "failed.json").get("error"))
         return StageRecord(key, kind, "pending", directory)
 
-    def run(self, kind: str, inputs: dict[str, Any], work: Callable[[Path], dict[str, Any]]) -> StageRecord:
-        """Run `work(stage_dir) -> outputs` unless an identical stage is already done."""
-        key = inputs_key(kind, inputs)
+    def run(self, key: str, kind: str, inputs: dict[str, Any], work: Callable[[Path], dict[str, Any]]) -> StageRecord:
+        """Run `work(stage_dir) -> outputs` unless the stage `key` (see `inputs_key`) is already done."""
         existing = self.record(key)
         if existing.state == "done":
             return existing
