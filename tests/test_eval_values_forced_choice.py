@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from msmkit.eval.forced_choice import ORDERS, ForcedChoiceScorer, OptionScore, build_request, combine_orders, \
-    score_requests
+from msmkit.eval.continuation_scoring import OptionScore, ScoringRequest, score_requests
+from msmkit.eval.forced_choice import ORDERS, ForcedChoiceScorer, build_request, combine_orders
 from msmkit.eval.items import ValueItem, load_value_items
 from msmkit.eval.logprob_reference import full_logits_scores
 from msmkit.eval.summary import summarize_forced_choice
@@ -32,17 +32,42 @@ def _items(count: int = 6) -> list[ValueItem]:
     return america[:count - 2] + cheese[:2]  # includes non-ASCII option texts (Gruyère)
 
 
+@pytest.mark.parametrize("group_size", [1, 2])
 @pytest.mark.parametrize("family", ["gemma3", "llama", "qwen2"])
-def test_lm_head_only_scores_equal_full_logits(models_root: Path, family: str) -> None:
+def test_lm_head_only_scores_equal_full_logits(models_root: Path, family: str, group_size: int) -> None:
     model, tokenizer = load_causal_lm(str(tiny_model_dir(models_root, family)))
     requests = [build_request(item, order, tokenizer, "completion") for item in _items() for order in ORDERS]
-    fast = score_requests(model, requests, tokenizer.pad_token_id)
+    fast = score_requests(model, requests, tokenizer.pad_token_id, group_size=group_size)
     slow = full_logits_scores(model, requests, tokenizer.pad_token_id)
     assert len(fast) == len(slow) == len(requests)
     for fast_row, slow_row in zip(fast, slow):
         for a, b in zip(fast_row, slow_row):
             assert a.n_tokens == b.n_tokens
             assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-3)
+
+
+@pytest.mark.parametrize("window", [64, 4096])
+def test_shared_question_prefix_is_exact_under_sliding_window_attention(models_root: Path, window: int) -> None:
+    """The tiny Gemma's 64-token window is narrower than these prompts and than a padded batch (padding
+    inside the cache would shift it); 4096 is wider than both. Both must match the full computation."""
+    model, tokenizer = load_causal_lm(str(tiny_model_dir(models_root, "gemma3")))
+    model.config.sliding_window = window
+    requests = [build_request(item, order, tokenizer, "completion") for item in _items() for order in ORDERS]
+    fast = score_requests(model, requests, tokenizer.pad_token_id, group_size=2)
+    slow = full_logits_scores(model, requests, tokenizer.pad_token_id)
+    for fast_row, slow_row in zip(fast, slow):
+        for a, b in zip(fast_row, slow_row):
+            assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-3)
+
+
+def test_prompts_sharing_nothing_and_one_token_prompts(models_root: Path) -> None:
+    model, tokenizer = load_causal_lm(str(tiny_model_dir(models_root, "llama")))
+    requests = [ScoringRequest([5], [[7, 8], [9]]), ScoringRequest([11, 12, 13], [[7], [9, 10, 11]])]
+    fast = score_requests(model, requests, tokenizer.pad_token_id, group_size=2)
+    slow = full_logits_scores(model, requests, tokenizer.pad_token_id)
+    for fast_row, slow_row in zip(fast, slow):
+        for a, b in zip(fast_row, slow_row):
+            assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-4)
 
 
 def test_chat_template_style_also_matches(models_root: Path, tmp_path: Path) -> None:
@@ -77,7 +102,7 @@ def test_both_orders_are_shown_scored_and_combined(models_root: Path) -> None:
             assert score["mean_logprob"] == pytest.approx(score["sum_logprob"] / score["n_tokens"])
     # Batching does not change the numbers.
     alone = next(ForcedChoiceScorer(model, tokenizer, batch_size=1).score([item]))
-    batched = list(ForcedChoiceScorer(model, tokenizer, batch_size=4).score(_items(4)))[0]
+    batched = {r["id"]: r for r in ForcedChoiceScorer(model, tokenizer, batch_size=4).score(_items(4))}[item.id]
     assert alone["combined"]["A"] == pytest.approx(batched["combined"]["A"], abs=1e-4)
 
 

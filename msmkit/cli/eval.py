@@ -44,7 +44,7 @@ def values(
                                                 "for the judge; default: the embedded model (weak)."),
     model_config: Optional[Path] = typer.Option(None, "--model-config", help="YAML LLMConfig (or a `model:` "
                                                 "section) for the evaluated model when it is an endpoint (judge scorer)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Items per forward pass (logprob scorer)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Items per forward pass (logprob scorer)."),
     prompt_style: str = typer.Option("auto", "--prompt-style", help="auto, completion or chat (logprob scorer)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 / bfloat16 (default: fp32 CPU, bf16 GPU)."),

@@ -14,7 +14,8 @@ from typing import Any, Literal, Sequence
 
 import torch
 
-from msmkit.eval.forced_choice import PromptStyle, ScoringRequest, _pad_id, resolve_style, score_requests
+from msmkit.eval.continuation_scoring import ScoringRequest, pad_id_of, score_requests
+from msmkit.eval.forced_choice import PromptStyle, resolve_style
 from msmkit.eval.items import McItem
 from msmkit.eval.stats import bootstrap_mean
 from msmkit.prompts import load_prompt
@@ -109,7 +110,7 @@ def mc_accuracy(model: Any, tokenizer: Any, items: Sequence[McItem], *, style: P
                 batch_size: int = 8, seed: int = 0) -> McResult:
     resolved = resolve_style(tokenizer, style)
     model.eval()
-    pad = _pad_id(tokenizer)
+    pad = pad_id_of(tokenizer)
     records = []
     for start in range(0, len(items), batch_size):
         batch = items[start:start + batch_size]

@@ -2,7 +2,7 @@
 
 Every (prompt + continuation) sequence is run in full and the full-vocabulary logits are taken at every
 position (what most eval scripts do). tests/test_eval_values_forced_choice.py checks that
-`forced_choice.score_requests` gives the same numbers; benchmarks/eval.py measures the difference in time.
+`continuation_scoring.score_requests` gives the same numbers; benchmarks/eval.py measures the difference in time.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import torch
 
-from msmkit.eval.forced_choice import OptionScore, ScoringRequest
+from msmkit.eval.continuation_scoring import OptionScore, ScoringRequest
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ from msmkit.runs import RunDir
 
 
 def score_value_suites(lm: Any, tokenizer: Any, suites: dict[str, Sequence[ValueItem]], run: RunDir, *,
-                       batch_size: int = 8, prompt_style: PromptStyle = "auto",
+                       batch_size: int = 16, prompt_style: PromptStyle = "auto",
                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Forced choice (both orders, length-normalised) on each suite; returns suite name -> summary."""
     scorer = ForcedChoiceScorer(lm, tokenizer, style=prompt_style, batch_size=batch_size)

@@ -71,7 +71,7 @@ class EvalConfig(StrictModel):
     items: list[str] = Field(default_factory=lambda: ["pro_america", "pro_affordability", "cheese"])
     split: Literal["dev", "test", "all"] = "test"
     limit: int | None = Field(None, ge=1)  # first N items per set (quick runs)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(16, ge=1)
     # capability: held-out perplexity window and stride (tokens); limit applies to the MC items.
     window: int = Field(512, ge=16)
     stride: int = Field(256, ge=1)
