@@ -100,8 +100,10 @@ def score_requests(model: Any, requests: Sequence[ScoringRequest], pad_id: int, 
     # padded batch would spend a third of its rows on padding.
     totals = [0.0] * len(conts)
     head = head_for(model)
-    for bucket in _length_buckets([len(c) for c in conts]):
-        for index, total in zip(bucket, _continuation_pass(model, head, cache, mask, requests, conts, bucket,
+    buckets = _length_buckets([len(c) for c in conts])
+    for number, bucket in enumerate(buckets):
+        own_cache = cache if number == len(buckets) - 1 else copy.deepcopy(cache)  # each pass narrows its copy
+        for index, total in zip(bucket, _continuation_pass(model, head, own_cache, mask, requests, conts, bucket,
                                                            per_prompt, pad_id)):
             totals[index] = total
     scores = [OptionScore(sum_logprob=total, n_tokens=len(ids)) for total, ids in zip(totals, conts)]
@@ -112,11 +114,10 @@ def _continuation_pass(model: Any, head: HeadProjection | None, cache: Any, mask
                        requests: Sequence[ScoringRequest], conts: list[list[int]], bucket: list[int],
                        per_prompt: int, pad_id: int) -> list[float]:
     """Summed log-probabilities of the continuations `bucket` (indices into `conts`), each run after the
-    cached prompt it belongs to with that prompt's last token in front."""
+    cached prompt it belongs to with that prompt's last token in front. Narrows `cache` to those rows."""
     device = mask.device
     owners = torch.tensor([index // per_prompt for index in bucket], device=device)
-    bucket_cache = copy.deepcopy(cache)
-    bucket_cache.batch_select_indices(owners)
+    cache.batch_select_indices(owners)
     inputs = [[requests[index // per_prompt].prompt_ids[-1]] + conts[index][:-1] for index in bucket]
     ids, cont_mask = _padded(inputs, pad_id, left=False)
     targets, _ = _padded([conts[index] for index in bucket], pad_id, left=False)
@@ -126,7 +127,7 @@ def _continuation_pass(model: Any, head: HeadProjection | None, cache: Any, mask
     out = model(input_ids=ids.to(device), attention_mask=torch.cat([mask, cont_mask.to(device)], dim=1),
                 position_ids=start + torch.arange(ids.shape[1], device=device), use_cache=False,
                 logits_to_keep=(_no_logits(ids) if head else keep).to(device), output_hidden_states=head is not None,
-                **_with_cache(model, bucket_cache))
+                **_with_cache(model, cache))
     wanted = targets[keep].to(device)
     if head is not None:
         logprobs = head.token_logprobs(out.hidden_states[-1][keep.to(device)], wanted)

@@ -12,8 +12,8 @@ matters:
 - only the far tail keeps its bfloat16 logit. Its share of the mass, r, is measured per row; a row where
   r exceeds `MAX_SCREENED_MASS` (a very flat distribution) is recomputed in full fp32. The error of a
   log-probability is at most about r times the bfloat16 logit error (~0.1 nats). Measured on 1,678
-  continuation tokens of Gemma 3 270M: largest error 6e-5 nats, mean 5e-6, no row recomputed; the
-  head took 3.7 s against 6.1 s for the fp32 projection.
+  continuation tokens of Gemma 3 270M: largest error 6e-5 nats, mean 5e-6, no row recomputed, in about
+  half the time of the fp32 projection.
 
 `head_for(model)` checks once per model that its logits really are this head applied to its last hidden
 state (a plain or tied output embedding, optional bias and Gemma-style soft-capping); for a model that
@@ -67,12 +67,14 @@ class HeadProjection:
         if self.bias is not None:
             approx = approx + self.bias.to(approx.dtype)
         approx = self._capped(approx)
-        top = approx.amax(-1).float()
-        # In place, to touch the [rows, vocab] buffer as few times as possible: exp(logit - row max).
-        scaled = approx.float().sub_(top[:, None]).exp_()
-        total = scaled.sum(-1)
-        near = (scaled >= math.exp(-SCREEN_MARGIN)).any(0).nonzero()[:, 0]
-        far = (total - scaled[:, near].sum(-1)).clamp(min=0)  # the tail's mass, in units of exp(top)
+        top = approx.amax(-1)
+        # exp(logit - row max), in place and in bfloat16: the [rows, vocab] buffer is the cost here, and
+        # the tail it sums carries at most MAX_SCREENED_MASS of the probability.
+        scaled = approx.sub_(top[:, None]).exp_()
+        total = scaled.sum(-1, dtype=torch.float32)
+        near = (scaled.amax(0) >= math.exp(-SCREEN_MARGIN)).nonzero()[:, 0]
+        far = (total - scaled[:, near].sum(-1, dtype=torch.float32)).clamp(min=0)  # in units of exp(top)
+        top = top.float()
         lse = torch.logaddexp(torch.logsumexp(self.logits(hidden, near), dim=-1), top + far.log())
         flat = far > MAX_SCREENED_MASS * total
         if flat.any():
