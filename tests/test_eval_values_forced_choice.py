@@ -70,6 +70,16 @@ def test_prompts_sharing_nothing_and_one_token_prompts(models_root: Path) -> Non
             assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-4)
 
 
+def test_length_buckets_partition_the_continuations_and_split_only_when_it_pays() -> None:
+    from msmkit.eval.continuation_scoring import _length_buckets
+
+    lengths = [2, 12, 3, 12, 2, 12, 3, 12] * 8
+    buckets = _length_buckets(lengths)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    assert len(buckets) == 2 and {lengths[i] for i in buckets[0]} == {2, 3}
+    assert _length_buckets([5] * 40) == [list(range(40))]
+
+
 def test_chat_template_style_also_matches(models_root: Path, tmp_path: Path) -> None:
     from msmkit.models.tiny import build_tiny_model
 

@@ -63,7 +63,7 @@ def score_requests(model: Any, requests: Sequence[ScoringRequest], pad_id: int, 
     if any(not r.prompt_ids for r in requests) or any(not c for r in requests for c in r.continuations):
         raise ValueError("every prompt and continuation needs at least one token")
     groups = [requests[start:start + group_size] for start in range(0, len(requests), group_size)]
-    stems = [min(_common_prefix_length([r.prompt_ids for r in group]), *(len(r.prompt_ids) - 1 for r in group))
+    stems = [min(common_prefix_length([r.prompt_ids for r in group]), *(len(r.prompt_ids) - 1 for r in group))
              for group in groups]
     tails = [r.prompt_ids[stem:-1] for group, stem in zip(groups, stems) for r in group]
     conts = [c for r in requests for c in r.continuations]
@@ -199,7 +199,7 @@ def _sliding_window(model: Any) -> int | None:
     return int(window) if window else None
 
 
-def _common_prefix_length(rows: Sequence[list[int]]) -> int:
+def common_prefix_length(rows: Sequence[list[int]]) -> int:
     length = 0
     for column in zip(*rows):
         if any(token != column[0] for token in column):

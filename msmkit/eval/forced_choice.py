@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
-from msmkit.eval.continuation_scoring import OptionScore, ScoringRequest, pad_id_of, score_requests
+from msmkit.eval.continuation_scoring import OptionScore, ScoringRequest, common_prefix_length, pad_id_of, \
+    score_requests
 from msmkit.eval.items import LABELS, Label, ValueItem
 from msmkit.prompts import load_prompt
 
@@ -76,13 +77,19 @@ class ForcedChoiceScorer:
               ) -> Iterator[dict[str, Any]]:
         """Yield one record per item (see `combine_orders`), batch by batch.
 
-        Items are batched in order of prompt length, so a batch pads little; records therefore come in
-        that order, each carrying its item's id.
+        Items are batched by the length of what each order adds to the shared question (the widest
+        pass), then of the question, so a batch pads little; records therefore come in that order, each
+        carrying its item's id.
         """
         pad = pad_id_of(self.tokenizer)
         requests = [[build_request(item, order, self.tokenizer, self.resolved_style) for order in ORDERS]
                     for item in items]
-        by_length = sorted(range(len(items)), key=lambda index: len(requests[index][0].prompt_ids))
+        def widths(index: int) -> tuple[int, int]:
+            prompts = [r.prompt_ids for r in requests[index]]
+            shared = common_prefix_length(prompts)
+            return max(map(len, prompts)) - shared, shared
+
+        by_length = sorted(range(len(items)), key=widths)
         for batch in _chunks(by_length, self.batch_size):
             scored = score_requests(self.model, [r for index in batch for r in requests[index]], pad,
                                     group_size=len(ORDERS))
