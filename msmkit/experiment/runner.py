@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from msmkit.errors import MsmError
 from msmkit.experiment.config import ExperimentConfig, load_experiment
+from msmkit.experiment.layout import PLAN_FILE, REPORT_DIR, STAGES_DIR
 from msmkit.experiment.plan import Plan, Stage, build_plan
 from msmkit.experiment.results import collect_report_data
 from msmkit.experiment.stages import (EvalModels, run_aft_data, run_corpus, run_eval, run_mix, run_neutral,
@@ -25,10 +26,6 @@ from msmkit.experiment.store import StageStore
 from msmkit.experiment.report import write_report
 from msmkit.experiment.usage import merge_stage_records
 from msmkit.runs import RunDir
-
-STAGES_DIR = "stages"
-REPORT_DIR = "report"
-PLAN_FILE = "plan.json"
 
 
 @dataclass

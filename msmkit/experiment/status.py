@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from msmkit.errors import ConfigError
-from msmkit.experiment.runner import PLAN_FILE, REPORT_DIR, STAGES_DIR
+from msmkit.experiment.layout import PLAN_FILE, REPORT_DIR, STAGES_DIR
 from msmkit.experiment.store import StageRecord, StageStore
 from msmkit.io import read_json
 
