@@ -112,8 +112,9 @@ def _timed_scorer(scorer: ForcedChoiceScorer, items: list[ValueItem]) -> tuple[f
 
 def _option_scores(records: dict[str, dict], items: list[ValueItem]) -> list[list[OptionScore]]:
     """The scorer's per-prompt option scores, in the naive version's order (item, order, then label)."""
-    return [[OptionScore(sum_logprob=s[label]["sum_logprob"], n_tokens=s[label]["n_tokens"]) for label in LABELS]
-            for item in items for o in records[item.id]["orders"] for s in [o["scores"]]]
+    return [[OptionScore(sum_logprob=order["scores"][label]["sum_logprob"], n_tokens=order["scores"][label]["n_tokens"])
+             for label in LABELS]
+            for item in items for order in records[item.id]["orders"]]
 
 
 def _preferred(scores: list[OptionScore]) -> int:

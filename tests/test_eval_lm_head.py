@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from msmkit.eval.continuation_scoring import score_requests
 from msmkit.eval.forced_choice import ORDERS, build_request
 from msmkit.eval.items import load_value_items
 from msmkit.eval.lm_head import HeadProjection, head_for
-from msmkit.eval.logprob_reference import full_logits_scores
 from msmkit.models.loading import load_causal_lm
 from msmkit.models.tiny import tiny_model_dir
+from tests.scoring_checks import assert_matches_full_logits
 
 
 def _exact(weight: torch.Tensor, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -75,11 +74,7 @@ def test_a_model_whose_logits_differ_from_its_head_falls_back_to_its_own_logits(
     assert head_for(model) is None
     items = load_value_items("pro_america")[:3]
     requests = [build_request(item, order, tokenizer, "completion") for item in items for order in ORDERS]
-    fast = score_requests(model, requests, tokenizer.pad_token_id, group_size=2)
-    slow = full_logits_scores(model, requests, tokenizer.pad_token_id)
-    for fast_row, slow_row in zip(fast, slow):
-        for a, b in zip(fast_row, slow_row):
-            assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-4)
+    assert_matches_full_logits(model, requests, tokenizer.pad_token_id, group_size=2, tolerance=1e-4)
 
 
 def test_changed_weights_rebuild_the_screen(models_root: Path) -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from msmkit.eval.continuation_scoring import OptionScore, ScoringRequest, score_requests
+from msmkit.eval.continuation_scoring import OptionScore, ScoringRequest
 from msmkit.eval.forced_choice import ORDERS, ForcedChoiceScorer, build_request, combine_orders
 from msmkit.eval.items import ValueItem, load_value_items
-from msmkit.eval.logprob_reference import full_logits_scores
 from msmkit.eval.summary import summarize_forced_choice
 from msmkit.models.loading import load_causal_lm
 from msmkit.models.tiny import tiny_model_dir
+from tests.scoring_checks import assert_matches_full_logits
 
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}"
                  "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
@@ -37,13 +37,7 @@ def _items(count: int = 6) -> list[ValueItem]:
 def test_lm_head_only_scores_equal_full_logits(models_root: Path, family: str, group_size: int) -> None:
     model, tokenizer = load_causal_lm(str(tiny_model_dir(models_root, family)))
     requests = [build_request(item, order, tokenizer, "completion") for item in _items() for order in ORDERS]
-    fast = score_requests(model, requests, tokenizer.pad_token_id, group_size=group_size)
-    slow = full_logits_scores(model, requests, tokenizer.pad_token_id)
-    assert len(fast) == len(slow) == len(requests)
-    for fast_row, slow_row in zip(fast, slow):
-        for a, b in zip(fast_row, slow_row):
-            assert a.n_tokens == b.n_tokens
-            assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-3)
+    assert_matches_full_logits(model, requests, tokenizer.pad_token_id, group_size=group_size)
 
 
 @pytest.mark.parametrize("window", [64, 4096])
@@ -53,21 +47,13 @@ def test_shared_question_prefix_is_exact_under_sliding_window_attention(models_r
     model, tokenizer = load_causal_lm(str(tiny_model_dir(models_root, "gemma3")))
     model.config.sliding_window = window
     requests = [build_request(item, order, tokenizer, "completion") for item in _items() for order in ORDERS]
-    fast = score_requests(model, requests, tokenizer.pad_token_id, group_size=2)
-    slow = full_logits_scores(model, requests, tokenizer.pad_token_id)
-    for fast_row, slow_row in zip(fast, slow):
-        for a, b in zip(fast_row, slow_row):
-            assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-3)
+    assert_matches_full_logits(model, requests, tokenizer.pad_token_id, group_size=2)
 
 
 def test_prompts_sharing_nothing_and_one_token_prompts(models_root: Path) -> None:
     model, tokenizer = load_causal_lm(str(tiny_model_dir(models_root, "llama")))
     requests = [ScoringRequest([5], [[7, 8], [9]]), ScoringRequest([11, 12, 13], [[7], [9, 10, 11]])]
-    fast = score_requests(model, requests, tokenizer.pad_token_id, group_size=2)
-    slow = full_logits_scores(model, requests, tokenizer.pad_token_id)
-    for fast_row, slow_row in zip(fast, slow):
-        for a, b in zip(fast_row, slow_row):
-            assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-4)
+    assert_matches_full_logits(model, requests, tokenizer.pad_token_id, group_size=2, tolerance=1e-4)
 
 
 def test_length_buckets_partition_the_continuations_and_split_only_when_it_pays() -> None:
@@ -89,9 +75,7 @@ def test_chat_template_style_also_matches(models_root: Path, tmp_path: Path) -> 
     assert scorer.resolved_style == "chat"
     request = build_request(_items()[0], "original", tokenizer, "chat")
     assert tokenizer.decode(request.prompt_ids).endswith("<start_of_turn>model\n")
-    fast = score_requests(model, [request], tokenizer.pad_token_id)
-    slow = full_logits_scores(model, [request], tokenizer.pad_token_id)
-    assert fast[0][0].sum_logprob == pytest.approx(slow[0][0].sum_logprob, abs=1e-3)
+    assert_matches_full_logits(model, [request], tokenizer.pad_token_id)
 
 
 def test_both_orders_are_shown_scored_and_combined(models_root: Path) -> None:
@@ -191,9 +175,4 @@ def test_cli_rejects_logprob_scoring_of_an_endpoint(tmp_path: Path) -> None:
 def test_embedded_gemma_lm_head_only_scores_equal_full_logits() -> None:
     model, tokenizer = load_causal_lm("embedded")
     requests = [build_request(item, order, tokenizer, "completion") for item in _items(3) for order in ORDERS]
-    fast = score_requests(model, requests, tokenizer.pad_token_id)
-    slow = full_logits_scores(model, requests, tokenizer.pad_token_id, rows_per_batch=4)
-    for fast_row, slow_row in zip(fast, slow):
-        for a, b in zip(fast_row, slow_row):
-            assert a.n_tokens == b.n_tokens
-            assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-3)
+    assert_matches_full_logits(model, requests, tokenizer.pad_token_id, group_size=2, reference_rows=4)

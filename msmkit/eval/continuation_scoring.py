@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import torch
 
-from msmkit.eval.lm_head import HeadProjection, head_for
+from msmkit.eval.lm_head import HeadProjection, head_for, logprobs_of
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,7 @@ def _continuation_pass(model: Any, head: HeadProjection | None, cache: Any, mask
     if head is not None:
         logprobs = head.token_logprobs(out.hidden_states[-1][keep.to(device)], wanted)
     else:
-        logits = out.logits.reshape(len(wanted), -1).float()
-        logprobs = logits.gather(1, wanted[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+        logprobs = logprobs_of(out.logits.reshape(len(wanted), -1), wanted)
     row_of = keep.nonzero()[:, 0].to(device)
     return torch.zeros(len(bucket), device=device, dtype=logprobs.dtype).index_add_(0, row_of, logprobs).tolist()
 

@@ -60,8 +60,7 @@ class HeadProjection:
 
     def _chunk(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.screen is None:
-            logits = self.logits(hidden)
-            return logits.gather(1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+            return logprobs_of(self.logits(hidden), targets)
         target = self._capped(_rowwise_dot(hidden, self.weight[targets], self.bias, targets))
         approx = hidden.to(self.screen.dtype) @ self.screen.T
         if self.bias is not None:
@@ -85,6 +84,12 @@ class HeadProjection:
         if self.softcap is None:
             return logits
         return torch.tanh(logits / self.softcap) * self.softcap
+
+
+def logprobs_of(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log-softmax at one target per row, without writing the full log-softmax."""
+    logits = logits.float()
+    return logits.gather(1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
 
 
 def _rowwise_dot(hidden: torch.Tensor, rows: torch.Tensor, bias: torch.Tensor | None,
