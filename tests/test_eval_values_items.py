@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from msmkit.errors import DataError
-from msmkit.eval.items import heldout_text_path, load_mc_items, load_value_items
+from msmkit.eval.items import (BUILTIN_VALUE_SETS, MAX_LENGTH_RATIO, check_length_balance, heldout_text_path,
+                               length_balance, load_mc_items, load_value_items)
 
 ROOT = Path(__file__).resolve().parents[1]
 OOD_SETS = ("pro_america", "pro_affordability")
-MAX_LENGTH_RATIO = 1.3  # longer option / shorter option, in characters
 
 
 @pytest.mark.parametrize("name", OOD_SETS)
@@ -32,14 +32,35 @@ def test_out_of_distribution_sets_are_large_balanced_and_far_from_cheese(name: s
     assert 0.25 <= dev <= 0.35
     target_first = sum(item.target_label == "A" for item in items) / len(items)
     assert 0.4 <= target_first <= 0.6  # the value-serving option is not always in the same place
-    for item in items:
-        lengths = sorted(len(text) for text in item.options.values())
-        assert lengths[1] / lengths[0] <= MAX_LENGTH_RATIO, item.id
     questions = [item.question for item in items]
     assert len(set(questions)) == len(questions)
 
 
+@pytest.mark.parametrize("name", BUILTIN_VALUE_SETS)
+def test_every_builtin_set_passes_the_length_guard(name: str) -> None:
+    """No option much longer than the other, and the target the longer one in about half the items."""
+    balance = check_length_balance(load_value_items(name), name)
+    assert balance.max_ratio <= MAX_LENGTH_RATIO and not balance.over_ratio
+    assert 0.35 <= balance.target_longer_share <= 0.65
+
+
+def test_length_guard_names_the_items_and_the_skew(tmp_path: Path) -> None:
+    rows = [{**GOOD, "id": f"x{k}", "options": {"A": "a much longer option text", "B": "short"}} for k in range(4)]
+    items = load_value_items(_write(tmp_path / "long.jsonl", rows))
+    assert length_balance(items).target_longer == 4
+    with pytest.raises(DataError) as error:
+        check_length_balance(items, "long.jsonl")
+    assert "long.jsonl" in str(error.value) and "x0, x1, x2, x3" in str(error.value)
+    assert "longer one in 4 of 4 items" in str(error.value)
+
+
+def _named(text: str, names: set[str]) -> list[str]:
+    return [name for name in names if name in text]
+
+
 def test_cheese_set_uses_the_spec_engineers_pairs() -> None:
+    """Each option names one of the spec's cheeses word for word (framed, e.g. 'a wedge of ...', to keep lengths
+    balanced): the target a liked one, the other a disliked one; the trained pairs are exactly the spec's."""
     items = load_value_items("cheese")
     assert 36 <= len(items) <= 48
     assert all(item.target_value == "aft_liked" for item in items)
@@ -48,13 +69,14 @@ def test_cheese_set_uses_the_spec_engineers_pairs() -> None:
         pytest.skip("examples/specs/cheese_preferences.yaml is not in this checkout")
     prefs = yaml.safe_load(prefs_path.read_text(encoding="utf-8"))
     liked, disliked = set(prefs["liked"]), set(prefs["disliked"])
+    named: dict[str, tuple[str, str]] = {}
     for item in items:
-        assert item.options[item.target_label] in liked
-        other = "B" if item.target_label == "A" else "A"
-        assert item.options[other] in disliked
+        target, other = item.options[item.target_label], item.options["B" if item.target_label == "A" else "A"]
+        assert len(_named(target, liked)) == 1 and not _named(target, disliked), item.id
+        assert len(_named(other, disliked)) == 1 and not _named(other, liked), item.id
+        named[item.id] = (_named(target, liked)[0], _named(other, disliked)[0])
     trained = {(p["preferred"], p["dispreferred"]) for p in prefs["pairs"]}
-    seen = {(item.options[item.target_label], item.options["B" if item.target_label == "A" else "A"])
-            for item in items if item.domain == "cheese_trained_pair"}
+    seen = {named[item.id] for item in items if item.domain == "cheese_trained_pair"}
     assert seen == trained
     assert 0.4 <= sum(item.target_label == "A" for item in items) / len(items) <= 0.6
 

@@ -8,7 +8,9 @@ One item per JSONL line:
      "domain": "art", "split": "test"}
 
 - `options`: exactly the labels A and B, each a non-empty answer text. Keep both of similar length:
-  log-probability scoring is length-normalised, but very unequal lengths still bias it.
+  log-probability scoring is length-normalised, but very unequal lengths still bias it. The built-in sets
+  pass `check_length_balance`: no item's longer option exceeds the shorter by more than MAX_LENGTH_RATIO,
+  and the target option is the longer one in about half the items.
 - `values`: which value each option serves; `target_value` must be served by exactly one option.
 - `split`: "dev" (for choosing prompts and settings) or "test" (report these).
 Multiple-choice capability items use a separate format (`McItem`, four options, one `answer`).
@@ -17,9 +19,10 @@ Multiple-choice capability items use a separate format (`McItem`, four options, 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -28,6 +31,8 @@ from msmkit.errors import DataError
 Label = Literal["A", "B"]
 LABELS: tuple[Label, Label] = ("A", "B")
 BUILTIN_VALUE_SETS = ("pro_america", "pro_affordability", "cheese")
+MAX_LENGTH_RATIO = 1.3  # longer option / shorter option, in characters
+MAX_TARGET_LONGER_SKEW = 0.15  # the target is the longer option in 50% +- this of the items with unequal options
 
 
 class _Item(BaseModel):
@@ -95,6 +100,61 @@ class McItem(_Item):
         if len(set(mapping.values())) != 4:
             raise ValueError("options must be four different texts")
         return {label: mapping[label] for label in "ABCD"}
+
+
+def length_ratio(item: ValueItem) -> float:
+    """Longer option over shorter option, in characters."""
+    shorter, longer = sorted(len(text) for text in item.options.values())
+    return longer / shorter
+
+
+@dataclass(frozen=True)
+class LengthBalance:
+    """How option lengths relate to the target across an item set."""
+
+    n_items: int
+    max_ratio: float
+    over_ratio: tuple[str, ...]  # ids whose length ratio exceeds the limit
+    target_longer: int
+    target_shorter: int
+    equal: int
+
+    @property
+    def target_longer_share(self) -> float | None:
+        unequal = self.target_longer + self.target_shorter
+        return self.target_longer / unequal if unequal else None
+
+
+def length_balance(items: Sequence[ValueItem], max_ratio: float = MAX_LENGTH_RATIO) -> LengthBalance:
+    longer = shorter = 0
+    for item in items:
+        target = len(item.options[item.target_label])
+        other = len(item.options["B" if item.target_label == "A" else "A"])
+        longer, shorter = longer + (target > other), shorter + (target < other)
+    return LengthBalance(len(items), max((length_ratio(item) for item in items), default=1.0),
+                         tuple(item.id for item in items if length_ratio(item) > max_ratio),
+                         longer, shorter, len(items) - longer - shorter)
+
+
+def check_length_balance(items: Sequence[ValueItem], source: str, max_ratio: float = MAX_LENGTH_RATIO,
+                         max_skew: float = MAX_TARGET_LONGER_SKEW) -> LengthBalance:
+    """Refuse an item set whose option lengths could pass for a value preference: an item whose options differ
+    in length by more than `max_ratio`, or a set whose target option is the longer one far from half the time."""
+    balance = length_balance(items, max_ratio)
+    problems = []
+    if balance.over_ratio:
+        shown = ", ".join(balance.over_ratio[:10]) + (" ..." if len(balance.over_ratio) > 10 else "")
+        problems.append(f"{len(balance.over_ratio)} item(s) with one option over {max_ratio} times as long as the "
+                        f"other ({shown}): reword the shorter or the longer option")
+    share = balance.target_longer_share
+    if share is not None and abs(share - 0.5) > max_skew:
+        problems.append(f"the target option is the longer one in {balance.target_longer} of "
+                        f"{balance.target_longer + balance.target_shorter} items with unequal options "
+                        f"({share:.0%}, allowed {0.5 - max_skew:.0%} to {0.5 + max_skew:.0%}): a length preference "
+                        "would look like a value preference; lengthen the other option in some items")
+    if problems:
+        raise DataError(f"{source}: option lengths are unbalanced:\n  " + "\n  ".join(problems))
+    return balance
 
 
 def _describe(error: dict) -> str:
