@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
+
+logger = logging.getLogger(__name__)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -52,14 +55,66 @@ def atomic_write_jsonl(path: str | os.PathLike[str], rows: Iterable[Any]) -> Pat
 
 
 def append_jsonl(path: str | os.PathLike[str], row: Any) -> None:
-    """Append one record and fsync it. A torn last line (kill mid-write) is skipped by read_jsonl."""
+    """Append one record and fsync it, first repairing a torn last line (see `repair_torn_tail`), so
+    a record never lands glued to the half-written line of a killed process."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(row, ensure_ascii=False, default=str) + "\n"
-    with open(target, "a", encoding="utf-8") as handle:
+    line = (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    with open(target, "a+b") as handle:
+        _repair_open_tail(handle, target)
         handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def repair_torn_tail(path: str | os.PathLike[str]) -> None:
+    """Make a JSONL file end at a line boundary before appending to it.
+
+    A last line without its newline is what a kill mid-write leaves: if it still parses it was
+    complete and only gets its newline; otherwise it is cut off (read_jsonl skips it anyway).
+    """
+    target = Path(path)
+    if not target.exists():
+        return
+    with open(target, "r+b") as handle:
+        _repair_open_tail(handle, target)
+
+
+def _repair_open_tail(handle: BinaryIO, path: Path) -> None:
+    end = handle.seek(0, os.SEEK_END)
+    if end == 0:
+        return
+    handle.seek(end - 1)
+    if handle.read(1) == b"\n":
+        return
+    start = _last_line_start(handle, end)
+    handle.seek(start)
+    tail = handle.read(end - start)
+    try:
+        json.loads(tail)
+        complete = True
+    except ValueError:  # JSONDecodeError, or bytes cut inside a UTF-8 sequence
+        complete = False
+    if complete:
+        handle.seek(end)
+        handle.write(b"\n")
+    else:
+        handle.truncate(start)
+        logger.warning("%s: cut off a partial last line of %d bytes (left by an interrupted write)", path, end - start)
+    handle.flush()
+
+
+def _last_line_start(handle: BinaryIO, end: int, block: int = 65536) -> int:
+    """Offset just after the last newline before `end` (0 when there is none), reading backwards."""
+    position = end
+    while position > 0:
+        begin = max(0, position - block)
+        handle.seek(begin)
+        found = handle.read(position - begin).rfind(b"\n")
+        if found != -1:
+            return begin + found + 1
+        position = begin
+    return 0
 
 
 def read_jsonl(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = True) -> Iterator[dict[str, Any]]:

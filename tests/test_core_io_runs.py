@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from msmkit.io import append_jsonl, atomic_write_json, read_jsonl
+from msmkit.io import append_jsonl, atomic_write_json, read_jsonl, repair_torn_tail
 from msmkit.llm.types import LLMResponse, Usage
 from msmkit.runs import RunDir
 from msmkit.secrets import redact
@@ -28,6 +28,28 @@ def test_read_jsonl_skips_torn_tail_but_reports_corruption_elsewhere(tmp_path: P
     path.write_text('{"id": 1}\nnot json\n{"id": 2}\n')
     with pytest.raises(ValueError, match=r"rows.jsonl:2"):
         list(read_jsonl(path))
+
+
+def test_a_torn_tail_followed_by_two_appends_reads_back_both_records(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "rows.jsonl"
+    append_jsonl(path, {"id": 1})
+    with open(path, "a") as handle:
+        handle.write('{"id": 2, "te')  # a kill mid-write
+    append_jsonl(path, {"id": 3})
+    append_jsonl(path, {"id": 4})
+    assert [row["id"] for row in read_jsonl(path, tolerate_torn_tail=False)] == [1, 3, 4]
+    assert "cut off a partial last line of 13 bytes" in caplog.text
+
+
+def test_a_complete_last_line_without_its_newline_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": 1}\n{"id": 2}')  # killed between the record and its newline
+    append_jsonl(path, {"id": 3})
+    assert [row["id"] for row in read_jsonl(path, tolerate_torn_tail=False)] == [1, 2, 3]
+    torn_only = tmp_path / "torn.jsonl"
+    torn_only.write_text('{"id": ')
+    repair_torn_tail(torn_only)
+    assert torn_only.read_text() == ""
 
 
 def test_run_dir_records_versions_usage_and_redacts_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,8 +106,8 @@ def test_an_always_a_model_shows_position_bias_and_no_value() -> None:
 
 def test_unparseable_verdicts_are_parse_failures_not_choices() -> None:
     def moody_judge(request: ScriptedRequest) -> str:
-        # Garbage for the first half of the items (by question), valid JSON for the rest.
-        if any(item.question in request.last_user for item in ITEMS[:6]):
+        # Garbage for the first half of the items (by question, also when re-asked), valid JSON for the rest.
+        if any(item.question in request.text for item in ITEMS[:6]):
             return "Hmm, hard to say. Both have merits!"
         return honest_judge(request)
 

@@ -188,3 +188,43 @@ def test_drop_during_a_stream_cuts_it_after_the_first_event(server) -> None:
             stream.get_final_message()
     assert type(caught.value).__name__ == "RemoteProtocolError" and "incomplete chunked read" in str(caught.value)
     assert server.stats.faults[Fault.DROP] == 2 and server.stats.completions == 0
+
+
+def test_auth_error_and_unknown_model_faults_are_the_providers_401_and_404(server) -> None:
+    server.inject(Fault.AUTH_ERROR, times=1)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        oai(server).chat.completions.create(**ASK)
+    assert caught.value.status_code == 401 and caught.value.body["code"] == "invalid_api_key"
+    server.inject(Fault.AUTH_ERROR, times=1)
+    with pytest.raises(anthropic.AuthenticationError) as caught_claude:
+        claude(server).messages.create(**ASK_CLAUDE)
+    assert caught_claude.value.body["error"]["type"] == "authentication_error"
+
+    server.inject(Fault.UNKNOWN_MODEL, times=2)
+    with pytest.raises(openai.NotFoundError) as missing:
+        oai(server).completions.create(model="m", prompt="hello")
+    assert missing.value.body["code"] == "model_not_found" and "`m`" in missing.value.body["message"]
+    with pytest.raises(anthropic.NotFoundError) as missing_claude:
+        claude(server).messages.create(**ASK_CLAUDE)
+    assert missing_claude.value.body["error"] == {"type": "not_found_error", "message": "model: c"}
+    assert server.stats.faults == {Fault.AUTH_ERROR: 2, Fault.UNKNOWN_MODEL: 2} and server.stats.completions == 0
+
+
+def test_a_key_and_a_model_list_make_the_server_refuse_like_a_real_one() -> None:
+    with FakeLLMServer(lambda req: "ok", api_key="right-key", served_models=["m", "c"]) as guarded:
+        right_oai = openai.OpenAI(api_key="right-key", base_url=guarded.openai_base_url, max_retries=0)
+        right_claude = anthropic.Anthropic(api_key="right-key", base_url=guarded.anthropic_base_url, max_retries=0)
+        assert right_oai.chat.completions.create(**ASK).choices[0].message.content == "ok"
+        assert right_claude.messages.create(**ASK_CLAUDE).content[0].text == "ok"
+        assert [m.id for m in right_oai.models.list()] == ["c", "m"]
+        with pytest.raises(openai.AuthenticationError):
+            oai(guarded).models.list()
+        with pytest.raises(anthropic.AuthenticationError):
+            claude(guarded).messages.create(**ASK_CLAUDE)
+        with pytest.raises(openai.NotFoundError, match="model `unserved` does not exist"):
+            right_oai.chat.completions.create(**{**ASK, "model": "unserved"})
+        with pytest.raises(anthropic.NotFoundError, match="model: unserved"):
+            right_claude.messages.create(**{**ASK_CLAUDE, "model": "unserved"})
+        with pytest.raises(openai.NotFoundError):
+            right_oai.models.retrieve("unserved")
+        assert guarded.stats.completions == 2

@@ -83,3 +83,15 @@ def test_script_with_a_default(tmp_path: Path) -> None:
     ask = lambda text: responder(ScriptedRequest(api="openai", model="m", system=None,  # noqa: E731
                                                  messages=[{"role": "user", "content": text}]))
     assert ask("oh hi").text == "hello" and ask("bye") == "fallback"
+
+
+def test_subprocess_server_checks_the_key_named_by_its_variable_and_serves_only_given_models(monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_SERVER_KEY", "the-right-key")
+    with FakeServerProcess(api_key_env="FAKE_SERVER_KEY", served_models=["m"]) as server:
+        right = openai.OpenAI(api_key="the-right-key", base_url=server.openai_base_url, max_retries=0)
+        assert right.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]).choices
+        with pytest.raises(openai.NotFoundError):
+            right.chat.completions.create(model="other", messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(api_key=KEY, base_url=server.openai_base_url, max_retries=0).models.list()
+        assert "the-right-key" not in " ".join(server.command)

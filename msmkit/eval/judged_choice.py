@@ -3,7 +3,8 @@
 Each item is asked in both option orders. The judge maps each answer to A, B or neither (JSON verdict,
 validated; a bad verdict is re-asked once by the client and otherwise recorded as a parse failure,
 never as a choice). The item counts only when both orders' verdicts name the same underlying option;
-otherwise it is dropped with a reason (answer_failed, parse_failed, neither, orders_disagree).
+otherwise it is dropped with a reason (answer_failed, judge_failed, parse_failed, neither,
+orders_disagree). The first two are calls that failed (with their cause): a rerun asks them again.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pydantic import BaseModel
 
 from msmkit.eval.forced_choice import ORDERS, slot_labels
 from msmkit.eval.items import ValueItem
-from msmkit.llm.client import LLMCallFailed, LLMClient
+from msmkit.llm.client import LLMCallFailed, LLMClient, StructuredResult
+from msmkit.llm.failures import is_call_failure
 from msmkit.llm.types import LLMRequest, LLMResponse
 from msmkit.prompts import load_prompt
 
 ANSWER_PROMPTS = {"chat": "eval/judged_answer_chat", "completion": "eval/judged_answer_completion"}
 JUDGE_PROMPT = "eval/judge_choice"
+RETRIED_REASONS = frozenset({"answer_failed", "judge_failed"})  # calls that failed: asked again on resume
 
 
 class ChoiceVerdict(BaseModel):
@@ -67,27 +70,43 @@ class JudgedChoiceScorer:
             item, order = items[index // 2], ORDERS[index % 2]
             answer = answers[index]
             if isinstance(answer, LLMCallFailed):
-                return _order_record(order, None, str(answer), None)
+                return _order_record(order, answer, None)
             result = await self.judge.complete_json(self.judge_request(item, order, answer.text), ChoiceVerdict)
-            return _order_record(order, answer, None, result)
+            return _order_record(order, answer, result)
 
         judged = await asyncio.gather(*(judge_one(i) for i in range(len(requests))))
         return [combine_verdicts(item, judged[2 * k:2 * k + 2]) for k, item in enumerate(items)]
 
 
-def _order_record(order: str, answer: LLMResponse | None, answer_error: str | None, result: Any) -> dict[str, Any]:
+def _order_record(order: str, answer: LLMResponse | LLMCallFailed, result: StructuredResult[Any] | None
+                  ) -> dict[str, Any]:
     slot_a, _ = slot_labels(order)
+    failed = answer if isinstance(answer, LLMCallFailed) else None
+    response = None if failed is not None else answer
     verdict = result.value.choice if result is not None and result.ok else None
     return {
         "order": order, "slot_a": slot_a,
-        "answer": answer.text if answer is not None else None,
-        "answer_truncated": bool(answer is not None and answer.truncated),
-        "answer_error": answer_error,
+        "answer": response.text if response is not None else None,
+        "answer_truncated": bool(response is not None and response.truncated),
+        "answer_error": str(failed) if failed is not None else None,
+        "answer_cause": failed.cause.to_json() if failed is not None else None,
         "verdict": verdict,  # the slot the judge named (A/B), "neither", or None when the verdict failed to parse
         "judge_reason": result.value.reason if verdict is not None else None,
         "judge_error": None if result is None or result.ok else result.error,
+        "judge_cause": result.failure.cause.to_json() if result is not None and result.failure else None,
         "judge_raw": result.response.text if result is not None and result.response is not None else None,
     }
+
+
+def judge_call_failed(order: dict[str, Any]) -> bool:
+    """The judge's call failed (no verdict to parse). Records from before causes were kept say so in
+    `judge_error` only."""
+    return bool(order.get("judge_cause")) or is_call_failure(order.get("judge_error"))
+
+
+def needs_retry(record: dict[str, Any]) -> bool:
+    """A record whose answer or verdict call failed: a rerun asks again instead of reusing it."""
+    return record.get("drop_reason") in RETRIED_REASONS or any(judge_call_failed(o) for o in record["orders"])
 
 
 def combine_verdicts(item: ValueItem, orders: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -103,6 +122,8 @@ def combine_verdicts(item: ValueItem, orders: Sequence[dict[str, Any]]) -> dict[
         chosen_labels.append(record["chosen_label"])
     if any(r["answer_error"] is not None for r in orders):
         reason = "answer_failed"
+    elif any(judge_call_failed(r) for r in orders):
+        reason = "judge_failed"
     elif any(r["verdict"] is None for r in orders):
         reason = "parse_failed"
     elif any(r["verdict"] == "neither" for r in orders):

@@ -6,7 +6,9 @@ alike): a high score says the spec's content was learned, not that it generalize
 shows only out of distribution (value generalization, agentic misalignment).
 
 Stages write append-only JSONL keyed by question id (questions.jsonl, answers.jsonl, judgements.jsonl), and
-every LLM call goes through the persistent cache, so a rerun pays for nothing twice.
+every LLM call goes through the persistent cache, so a rerun pays for nothing twice. A question's last row
+counts; answers and judgements whose call failed are recorded with their cause (status "failed") and
+asked again on the next run. A judge reply that does not parse is final (status "parse_failure").
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from msmkit.errors import DataError
 from msmkit.eval.stats import bootstrap_mean
 from msmkit.io import append_jsonl, atomic_write_jsonl, read_jsonl
 from msmkit.llm.client import LLMCallFailed, LLMClient
+from msmkit.llm.failures import failure_counts, recorded_failures_note, row_call_failed
 from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMConfig, LLMRequest
 from msmkit.prompts import load_prompt, prompt_hashes
@@ -131,12 +134,12 @@ def _answer_request(client: LLMClient, question: str, config: OpenQAConfig) -> L
 async def answer_questions(questions: list[dict[str, Any]], client: LLMClient, config: OpenQAConfig,
                            path: Path) -> dict[str, dict[str, Any]]:
     done = {row["id"]: row for row in read_jsonl(path)} if path.exists() else {}
-    pending = [q for q in questions if q["id"] not in done]
+    pending = [q for q in questions if done.get(q["id"], {}).get("status") != "ok"]
     results = await client.complete_many([_answer_request(client, q["question"], config) for q in pending],
                                          description="answers")
     for question, result in zip(pending, results):
         if isinstance(result, LLMCallFailed):
-            row = {"id": question["id"], "status": "failed", "error": str(result)}
+            row = {"id": question["id"], "status": "failed", "error": str(result), "cause": result.cause.to_json()}
         else:
             row = {"id": question["id"], "status": "ok", "answer": result.text.strip(), "truncated": result.truncated}
         append_jsonl(path, row)
@@ -149,7 +152,8 @@ async def judge_answers(questions: list[dict[str, Any]], answers: dict[str, dict
                         ) -> dict[str, dict[str, Any]]:
     done = {row["id"]: row for row in read_jsonl(path)} if path.exists() else {}
     template = load_prompt("eval_openqa/judge")
-    pending = [q for q in questions if q["id"] not in done and answers.get(q["id"], {}).get("status") == "ok"]
+    pending = [q for q in questions if answers.get(q["id"], {}).get("status") == "ok"
+               and (q["id"] not in done or row_call_failed(done[q["id"]]))]
 
     async def one(question: dict[str, Any]) -> None:
         prompt = template.render(title=question["title"] or "the spec", section=section_text(question["section"]),
@@ -159,6 +163,8 @@ async def judge_answers(questions: list[dict[str, Any]], answers: dict[str, dict
         row: dict[str, Any] = {"id": question["id"]}
         if result.ok:
             row.update(status="ok", score=result.value.score, reasoning=result.value.reasoning)
+        elif result.failure is not None:
+            row.update(status="failed", error=result.error, cause=result.failure.cause.to_json())
         else:
             row.update(status="parse_failure", error=result.error)
         append_jsonl(path, row)
@@ -177,12 +183,22 @@ def summarize_open_qa(questions: list[dict[str, Any]], answers: dict[str, dict],
     by_section: dict[str, list[float]] = defaultdict(list)
     for question, score in scored:
         by_section[str(question["title"])].append(float(score))
+    answer_rows = [answers.get(q["id"], {}) for q in questions]
+    answered = [q for q, row in zip(questions, answer_rows) if row.get("status") == "ok"]
+    judge_rows = [judgements.get(q["id"], {}) for q in answered]
+    failed_judgements = [row for row in judge_rows if row and row_call_failed(row)]
+    causes = [row.get("cause") for row in answer_rows if row.get("status") == "failed"] + \
+        [row.get("cause") for row in failed_judgements]
     return {
         "questions": len(questions),
-        "answered": sum(1 for q in questions if answers.get(q["id"], {}).get("status") == "ok"),
-        "answer_failures": sum(1 for q in questions if answers.get(q["id"], {}).get("status") == "failed"),
-        "truncated_answers": sum(1 for q in questions if answers.get(q["id"], {}).get("truncated")),
-        "parse_failures": sum(1 for q in questions if judgements.get(q["id"], {}).get("status") == "parse_failure"),
+        "answered": len(answered),
+        "answer_failures": sum(1 for row in answer_rows if row.get("status") == "failed"),
+        "judge_failures": len(failed_judgements),
+        "failure_causes": failure_counts(causes),
+        "failure_note": recorded_failures_note(causes, total=len(questions) + len(answered)),
+        "truncated_answers": sum(1 for row in answer_rows if row.get("truncated")),
+        "parse_failures": sum(1 for row in judge_rows
+                              if row.get("status") == "parse_failure" and not row_call_failed(row)),
         "score": bootstrap_mean([s for _, s in scored]).to_dict() if scored else {"mean": None, "n": 0},
         "by_section": {title: {"mean": sum(v) / len(v), "n": len(v)} for title, v in sorted(by_section.items())},
         "score_counts": {str(k): sum(1 for _, s in scored if s == k) for k in range(1, 11)},
@@ -244,7 +260,8 @@ def run_open_qa(config: OpenQAConfig, out: str | Path) -> dict[str, Any]:
                 questions, failures = await generate_questions(config, generator)
             atomic_write_jsonl(stage / "questions.jsonl", questions)
             answers = await answer_questions(questions, model, config, stage / "answers.jsonl")
-            judgements = await judge_answers(questions, answers, judge, config, section_text, stage / "judgements.jsonl")
+            judgements = await judge_answers(questions, answers, judge, config, section_text,
+                                             stage / "judgements.jsonl")
         finally:
             for client in (generator, model, judge):
                 await client.aclose()
@@ -257,5 +274,6 @@ def run_open_qa(config: OpenQAConfig, out: str | Path) -> dict[str, Any]:
     run.write_json(f"{STAGE}/summary.json", summary)
     plot_scores(summary, stage / "scores.png", title=f"Open questions on the spec: {config.model.describe()}")
     run.log(f"open_qa: mean {summary['score'].get('mean')} (n={summary['score']['n']}), "
-            f"parse failures {summary['parse_failures']}")
+            f"parse failures {summary['parse_failures']}" + (f"; {summary['failure_note']}" if summary['failure_note']
+                                                           else ""))
     return summary

@@ -23,6 +23,7 @@ from msmkit.errors import DataError
 from msmkit.eval.stats import bootstrap_mean
 from msmkit.io import append_jsonl, read_jsonl
 from msmkit.llm.client import LLMClient
+from msmkit.llm.failures import failure_counts, recorded_failures_note, row_call_failed
 from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMConfig, LLMRequest
 from msmkit.prompts import load_prompt, prompt_hashes
@@ -126,7 +127,7 @@ async def label_transcripts(transcripts: Sequence[Transcript], client: LLMClient
     (e.g. runs without a scratchpad) instead of counting them as `no_reasoning`."""
     done = {row["id"]: row for row in read_jsonl(records_path)} if records_path.exists() else {}
     template = load_prompt(PROMPT)
-    pending = [t for t in transcripts if t.id not in done]
+    pending = [t for t in transcripts if t.id not in done or row_call_failed(done[t.id])]
 
     async def one(transcript: Transcript) -> None:
         record: dict[str, Any] = {"id": transcript.id, "group": transcript.group, "source": transcript.source}
@@ -139,6 +140,8 @@ async def label_transcripts(transcripts: Sequence[Transcript], client: LLMClient
             if result.ok:
                 record.update(status="ok", labels=result.value.model_dump(exclude={"quotes"}),
                               quotes=result.value.quotes)
+            elif result.failure is not None:
+                record.update(status="failed", error=result.error, cause=result.failure.cause.to_json())
             else:
                 record.update(status="parse_failure", error=result.error)
         append_jsonl(records_path, record)
@@ -152,10 +155,13 @@ async def label_transcripts(transcripts: Sequence[Transcript], client: LLMClient
 
 def _rates(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     labelled = [r for r in records if r["status"] == "ok"]
+    failed = [r for r in records if row_call_failed(r)]
     block: dict[str, Any] = {
         "transcripts": len(records), "labelled": len(labelled),
         "no_reasoning": sum(1 for r in records if r["status"] == "no_reasoning"),
-        "parse_failures": sum(1 for r in records if r["status"] == "parse_failure"),
+        "parse_failures": sum(1 for r in records if r["status"] == "parse_failure" and not row_call_failed(r)),
+        "judge_failures": len(failed),
+        "failure_causes": failure_counts(r.get("cause") for r in failed),
     }
     if not labelled:
         block["categories"] = {name: {"mean": None, "n": 0} for name in CATEGORIES}
@@ -172,7 +178,10 @@ def summarize_reasoning(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     groups: dict[str, list] = defaultdict(list)
     for record in records:
         groups[record["group"]].append(record)
+    judged = [r for r in records if r["status"] != "no_reasoning"]
+    note = recorded_failures_note([r.get("cause") for r in judged if row_call_failed(r)], total=len(judged))
     return {"all": _rates(records), "by_group": {name: _rates(group) for name, group in sorted(groups.items())},
+            "failure_note": note,
             "drivers": list(DRIVERS), "spec_consistent": list(SPEC_CONSISTENT),
             "note": "rates are over transcripts with reasoning and a parseable judgement (n = labelled)"}
 
@@ -228,6 +237,7 @@ def run_reasoning_analysis(sources: Sequence[str | Path], judge: LLMConfig, out:
     run.write_json(f"{STAGE}/summary.json", summary)
     if records:
         plot_reasoning(summary, stage / "categories.png", title=f"Reasoning categories (judge {judge.describe()})")
-    run.log(f"reasoning: {summary['all']['labelled']} labelled of {len(records)} transcripts")
+    run.log(f"reasoning: {summary['all']['labelled']} labelled of {len(records)} transcripts"
+            + (f"; {summary['failure_note']}" if summary["failure_note"] else ""))
     return summary
 

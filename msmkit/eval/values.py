@@ -1,14 +1,18 @@
-"""Run a value suite into a run folder: per-item JSONL (append-only, resumable by id), summary, bar chart."""
+"""Run a value suite into a run folder: per-item JSONL (append-only, resumable by id), summary, bar chart.
+
+On resume an item's last record counts; judged items whose answer or verdict call failed are asked
+again (their new record is appended), so only what failed on the final run is counted as failed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from msmkit.eval.forced_choice import ForcedChoiceScorer
 from msmkit.eval.items import ValueItem
-from msmkit.eval.judged_choice import JudgedChoiceScorer
+from msmkit.eval.judged_choice import JudgedChoiceScorer, needs_retry
 from msmkit.eval.plots import plot_rates
 from msmkit.eval.summary import flat_rates, summarize_forced_choice, summarize_judged_choice
 from msmkit.io import append_jsonl, read_jsonl
@@ -19,9 +23,13 @@ from msmkit.runs import RunDir
 JUDGED_CHUNK = 64  # items per judged round: answers and verdicts of a finished chunk are written at once
 
 
-def _pending(items: Sequence[ValueItem], records_path: Path) -> tuple[list[dict], list[ValueItem]]:
+def _pending(items: Sequence[ValueItem], records_path: Path, retry: Callable[[dict], bool] | None = None
+             ) -> tuple[list[dict], list[ValueItem]]:
+    """(records to reuse, items to score): the last record of each item is kept unless `retry` says
+    it must be asked again."""
     wanted = {item.id for item in items}
-    done = {r["id"]: r for r in read_jsonl(records_path) if r.get("id") in wanted}
+    last = {r["id"]: r for r in read_jsonl(records_path) if r.get("id") in wanted}
+    done = {key: record for key, record in last.items() if retry is None or not retry(record)}
     return list(done.values()), [item for item in items if item.id not in done]
 
 
@@ -53,7 +61,7 @@ def run_forced_choice(scorer: ForcedChoiceScorer, items: Sequence[ValueItem], ru
 def run_judged_choice(scorer: JudgedChoiceScorer, items: Sequence[ValueItem], run: RunDir, *, name: str,
                       stage: str = "values", extra: dict[str, Any] | None = None) -> dict[str, Any]:
     records_path = run.stage_dir(stage) / "items.jsonl"
-    records, todo = _pending(items, records_path)
+    records, todo = _pending(items, records_path, retry=needs_retry)
     run.record_prompts(prompt_hashes(scorer.prompt_names))
 
     async def go() -> None:

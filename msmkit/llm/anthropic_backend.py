@@ -8,6 +8,7 @@ import anthropic
 
 from msmkit.llm.backend import PermanentLLMError, RawCompletion
 from msmkit.llm.errors_map import map_sdk_error
+from msmkit.llm.failures import FailureKind
 from msmkit.llm.types import LLMConfig, LLMRequest, StopReason, Usage
 from msmkit.secrets import get_secret
 
@@ -63,10 +64,11 @@ class AnthropicBackend:
     def __init__(self, config: LLMConfig) -> None:
         self.provider = "anthropic"
         self.model = config.model
+        self.timeout_s = config.timeout_s
         key_env = config.api_key_env or "ANTHROPIC_API_KEY"
         api_key = get_secret(key_env)
         if api_key is None:
-            raise PermanentLLMError(f"no API key: set the environment variable {key_env}")
+            raise PermanentLLMError(f"no API key: set the environment variable {key_env}", FailureKind.NO_API_KEY)
         # aiohttp transport: httpx's connection pool costs O(connections) CPU per request at high concurrency.
         self.client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=config.base_url, timeout=config.timeout_s, max_retries=0,
@@ -83,7 +85,7 @@ class AnthropicBackend:
             # Raw `post` skips the SDK's per-call type transforms (see the OpenAI backend).
             data = await self.client.post("/v1/messages", body=body, cast_to=object)
         except Exception as exc:  # SDK errors and unwrapped transport errors
-            raise map_sdk_error(exc, anthropic) from exc
+            raise map_sdk_error(exc, anthropic, timeout_s=self.timeout_s) from exc
         return parse_message(data, self.model)
 
     async def aclose(self) -> None:

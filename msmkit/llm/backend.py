@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from msmkit.llm.failures import FailureKind
 from msmkit.llm.types import LLMRequest, Usage
 
 
@@ -17,15 +18,19 @@ class RawCompletion:
 
 
 class LLMError(Exception):
-    """Base for errors raised by backends."""
+    """Base for errors raised by backends. The message is plain words, starting with the kind's label
+    (e.g. "connection refused: ..."); `status` is the HTTP status when the server answered."""
+
+    def __init__(self, message: str, kind: FailureKind = FailureKind.OTHER, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
 
 
 class TransientLLMError(LLMError):
-    """Worth retrying: rate limit, server error, dropped connection, timeout."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    """Worth retrying: rate limit, server error, dropped or refused connection, timeout."""
 
 
 class PermanentLLMError(LLMError):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from msmkit.io import atomic_write_json, read_json
+from msmkit.llm.failures import FailureCause, FailureKind
 from msmkit.llm.types import LLMRequest, LLMResponse
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ async def run_batch(client: "LLMClient", requests: list[LLMRequest], description
         response = client.cache.get(key)
         if response is None:
             missing.append(index)
-            results.append(LLMCallFailed("not answered by the batch", request, 0))
+            cause = FailureCause(FailureKind.NOT_ANSWERED, FailureKind.NOT_ANSWERED.label, client.config.describe())
+            results.append(LLMCallFailed(cause, request, 0))
         else:
             if key in pending:  # answered by this batch: paid now, not a cache hit
                 response = response.model_copy(update={"cached": False})
@@ -56,7 +58,8 @@ async def run_batch(client: "LLMClient", requests: list[LLMRequest], description
             client._record(response)
     if missing:
         logger.warning("%d request(s) unanswered by the batch API; sending them individually", len(missing))
-        retried = await client.with_stage(client.stage).complete_many_direct([requests[i] for i in missing], description)
+        retried = await client.with_stage(client.stage).complete_many_direct([requests[i] for i in missing],
+                                                                              description)
         for index, outcome in zip(missing, retried):
             results[index] = outcome
     return results

@@ -1,19 +1,30 @@
 """Persistent response cache in SQLite, safe for many concurrent writers across processes.
 
-Keyed by `LLMRequest.cache_key(provider, model)`, which hashes everything that changes the answer
-(provider, model, system, messages, sampling parameters, sample index). Only successful answers are
-stored; errors are never cached.
+Keyed by `LLMClient.cache_key`: the request (system, messages, sampling parameters, sample index)
+joined with `LLMConfig.answer_identity()` (provider, model, endpoint, chat or completion mode, local
+weights' content). Only successful answers are stored; errors are never cached.
+
+The file records the key scheme it was written under (table `meta`, row `schema_version`). A file from
+an older scheme (keys that did not name the endpoint, mode or weights) cannot tell whose answers it
+holds: its answers are dropped, once, with a warning, and never served. A file from a newer msmkit is
+refused with an error naming it.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
+from msmkit.errors import MsmError
 from msmkit.llm.types import LLMResponse
+
+logger = logging.getLogger(__name__)
+
+# 1: provider + model name + request (no version row). 2: answer identity + request.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -30,8 +41,35 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection per thread: sqlite3 connections must not cross threads.
         self._local = threading.local()
-        with self._connect() as connection:
+        self._prepare(self._connect())
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        """Create the tables, or bring an old file to the current key scheme (in one write transaction,
+        so concurrent openers agree)."""
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            has_responses = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'responses'").fetchone() is not None
+            version = int(row[0]) if row is not None else (1 if has_responses else SCHEMA_VERSION)
+            if version > SCHEMA_VERSION:
+                raise MsmError(f"{self.path}: this response cache was written by a newer msmkit (key scheme "
+                               f"{version}, this one reads {SCHEMA_VERSION}); upgrade msmkit or set another "
+                               "`cache_path`")
+            if version < SCHEMA_VERSION and has_responses:
+                dropped = connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+                connection.execute("DROP TABLE responses")
+                logger.warning("%s: response cache from key scheme %d, whose keys did not name the endpoint, "
+                               "chat/completion mode or local weights; its %d answers cannot be told apart and "
+                               "were dropped (they will be asked again)", self.path, version, dropped)
             connection.execute(_SCHEMA)
+            connection.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', ?)",
+                               (str(SCHEMA_VERSION),))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -65,7 +103,3 @@ class ResponseCache:
         if connection is not None:
             connection.close()
             self._local.connection = None
-
-
-def dumps_key_material(obj: object) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False)

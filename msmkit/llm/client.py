@@ -1,7 +1,10 @@
 """The LLM client every stage uses: cache, concurrency and rate limits, retries, accounting.
 
 A request is never changed between attempts (no shrinking of max_tokens); truncation is reported via
-`LLMResponse.truncated`; only successful answers are cached, so a rerun pays for nothing twice.
+`LLMResponse.truncated`; only successful answers are cached, so a rerun pays for nothing twice. The
+cache key joins the request with `LLMConfig.answer_identity()` (endpoint, mode, local weights), which
+is worked out once per client. A failed call raises `LLMCallFailed`, whose `cause` says in plain words
+what went wrong and where.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ from typing import Any, Generic, Sequence, TypeVar
 
 from pydantic import TypeAdapter
 
+from msmkit.errors import MsmError
 from msmkit.llm.backend import Backend, LLMError, PermanentLLMError, TransientLLMError
 from msmkit.llm.cache import ResponseCache
+from msmkit.llm.failures import CALL_FAILED_PREFIX, FailureCause, FailureKind
 from msmkit.llm.pricing import cost_usd, price_for
 from msmkit.llm.progress import progress_bar
 from msmkit.llm.ratelimit import RateLimiter
 from msmkit.llm.structured import parse_structured
-from msmkit.llm.types import ChatMessage, LLMConfig, LLMRequest, LLMResponse, StopReason
+from msmkit.llm.types import ChatMessage, LLMConfig, LLMRequest, LLMResponse, StopReason, identity_digest
 from msmkit.paths import cache_dir
 from msmkit.runs import RunDir
 
@@ -31,10 +36,16 @@ T = TypeVar("T")
 
 
 class LLMCallFailed(Exception):
-    """A request that could not be answered after its retries (or failed permanently)."""
+    """A request that could not be answered after its retries (or failed permanently).
 
-    def __init__(self, message: str, request: LLMRequest, attempts: int) -> None:
-        super().__init__(message)
+    `cause` is the first underlying error: its kind, a plain message and the endpoint. The text of the
+    exception is "<endpoint>: <message>" plus how many attempts were made.
+    """
+
+    def __init__(self, cause: FailureCause, request: LLMRequest, attempts: int) -> None:
+        tries = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+        super().__init__(f"{cause.endpoint}: {cause.message}{tries}")
+        self.cause = cause
         self.request = request
         self.attempts = attempts
 
@@ -46,6 +57,7 @@ class StructuredResult(Generic[T]):
     error: str | None = None
     response: LLMResponse | None = None
     responses: list[LLMResponse] = field(default_factory=list)
+    failure: LLMCallFailed | None = None  # set when a call failed (not when an answer did not parse)
 
 
 def make_backend(config: LLMConfig) -> Backend:
@@ -67,11 +79,27 @@ def estimate_tokens(request: LLMRequest) -> int:
     return characters // 4 + request.max_tokens
 
 
+def failure_cause(config: LLMConfig, error: LLMError) -> FailureCause:
+    kind = error.kind
+    if kind is FailureKind.OTHER and config.provider == "local":
+        kind = FailureKind.LOCAL_MODEL
+    message = str(error)
+    if not message.startswith(kind.label):
+        message = f"{kind.label}: {message}"
+    if kind is FailureKind.AUTHENTICATION_FAILED:
+        message += f"; check the key in ${config.api_key_env or _DEFAULT_KEY_ENV.get(config.provider, 'MSM_API_KEY')}"
+    return FailureCause(kind, message, config.describe(), error.status, error.retry_after)
+
+
+_DEFAULT_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+
+
 class _Shared:
     """State shared by a client and its per-stage views."""
 
     def __init__(self, config: LLMConfig) -> None:
         self.config = config
+        self.answerer: str | None = None  # digest of config.answer_identity(), worked out on first use
         self.cache = ResponseCache(Path(config.cache_path) if config.cache_path else cache_dir() / "llm_cache.sqlite")
         self.limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self.semaphore = asyncio.Semaphore(config.concurrency)
@@ -104,7 +132,18 @@ class LLMClient:
         return LLMClient(self.config, run=self.run, stage=stage, _shared=self._shared)
 
     def cache_key(self, request: LLMRequest) -> str:
-        return request.cache_key(self.config.provider, self.config.model)
+        """The request joined with who answers it (`LLMConfig.answer_identity`); raises LLMCallFailed when
+        that cannot be worked out (e.g. a local model folder that does not exist)."""
+        shared = self._shared
+        if shared.answerer is None:
+            try:
+                identity = self.config.answer_identity()
+            except MsmError as exc:
+                cause = FailureCause(FailureKind.LOCAL_MODEL, f"{FailureKind.LOCAL_MODEL.label}: {exc}",
+                                     self.config.describe())
+                raise LLMCallFailed(cause, request, 0) from exc
+            shared.answerer = identity_digest(identity)
+        return request.digest(answerer=shared.answerer)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         key = self.cache_key(request)
@@ -144,7 +183,8 @@ class LLMClient:
             try:
                 response = await self.complete(current)
             except LLMCallFailed as exc:
-                return StructuredResult(ok=False, error=f"call failed: {exc}", responses=responses)
+                return StructuredResult(ok=False, error=f"{CALL_FAILED_PREFIX}{exc}", responses=responses,
+                                        failure=exc)
             responses.append(response)
             if response.stop_reason == StopReason.REFUSAL:
                 return StructuredResult(ok=False, error="refused", response=response, responses=responses)
@@ -215,7 +255,7 @@ class LLMClient:
                     try:
                         shared.backend = make_backend(self.config)
                     except LLMError as exc:
-                        raise LLMCallFailed(f"{self.config.describe()}: {exc}", LLMRequest.of(""), 0) from exc
+                        raise LLMCallFailed(failure_cause(self.config, exc), LLMRequest.of(""), 0) from exc
         return shared.backend
 
     def finish(self, request: LLMRequest, raw: Any, *, batch: bool = False) -> LLMResponse:
@@ -236,27 +276,27 @@ class LLMClient:
         shared = self._shared
         # A local model cannot hang on the network; remote calls get a guard above the SDK timeout.
         guard = None if self.config.provider == "local" else self.config.timeout_s * 1.5 + 5
-        last_error = "no attempt made"
+        last_error: LLMError | None = None
         attempts = self.config.max_retries + 1
         for attempt in range(attempts):
             await shared.limiter.acquire(estimate_tokens(request))
-            retry_after: float | None = None
             try:
                 async with shared.semaphore:
                     raw = await asyncio.wait_for(backend.complete(request), timeout=guard)
                 return self.finish(request, raw)
             except PermanentLLMError as exc:
-                raise LLMCallFailed(f"{self.config.describe()}: {exc}", request, attempt + 1) from exc
+                raise LLMCallFailed(failure_cause(self.config, exc), request, attempt + 1) from exc
             except TransientLLMError as exc:
-                last_error, retry_after = str(exc), exc.retry_after
+                error: LLMError = exc
             except asyncio.TimeoutError:
-                last_error = f"no answer within {guard:.0f} s"
+                error = TransientLLMError(f"timed out: no answer within {guard:.0f} s", FailureKind.TIMED_OUT)
+            last_error = error
             if attempt + 1 < attempts:
-                delay = self._backoff(attempt, retry_after)
-                logger.info("retrying %s in %.2fs after: %s", self.config.describe(), delay, last_error)
+                delay = self._backoff(attempt, error.retry_after)
+                logger.info("retrying %s in %.2fs after: %s", self.config.describe(), delay, error)
                 await asyncio.sleep(delay)
-        raise LLMCallFailed(f"{self.config.describe()}: gave up after {attempts} attempts: {last_error}",
-                            request, attempts)
+        assert last_error is not None  # max_retries >= 0, so at least one attempt was made
+        raise LLMCallFailed(failure_cause(self.config, last_error), request, attempts)
 
     def _record(self, response: LLMResponse) -> None:
         if self.run is None:

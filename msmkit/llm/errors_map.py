@@ -1,15 +1,25 @@
-"""Translate SDK exceptions into retryable / permanent errors, keeping retry-after."""
+"""Translate SDK exceptions into retryable / permanent errors in plain words, keeping retry-after.
+
+The SDKs wrap transport errors loosely (the OpenAI SDK over aiohttp reports a refused connection as
+"Request timed out"), so the cause chain is searched for the underlying OS error first.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
+import socket
 import time
+from datetime import datetime
 from typing import Any
 
 from msmkit.llm.backend import LLMError, PermanentLLMError, TransientLLMError
+from msmkit.llm.failures import FailureKind
+from msmkit.secrets import redact
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
+_MAX_SERVER_MESSAGE = 300
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -32,7 +42,16 @@ def retry_after_seconds(headers: Any) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _is_transport_error(exc: Exception) -> bool:
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _is_transport_error(exc: BaseException) -> bool:
     """Connection-level failures the SDKs do not always wrap (e.g. a stream cut mid-way)."""
     if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
         return True
@@ -42,18 +61,77 @@ def _is_transport_error(exc: Exception) -> bool:
                for cls in type(exc).__mro__)
 
 
-def map_sdk_error(exc: Exception, sdk: Any) -> LLMError:
+def _transport_error(exc: BaseException, timeout_s: float | None) -> TransientLLMError:
+    """The deepest recognisable cause in the chain decides: refused, DNS, timeout, or another failure."""
+    chain = _chain(exc)
+    for link in reversed(chain):
+        if isinstance(link, ConnectionRefusedError) or getattr(link, "errno", None) == errno.ECONNREFUSED:
+            return TransientLLMError("connection refused: nothing is listening at that address (is the server "
+                                     "running, and is base_url right?)", FailureKind.CONNECTION_REFUSED)
+        if isinstance(link, socket.gaierror):
+            return TransientLLMError(f"host not found: the name did not resolve ({link.strerror or link})",
+                                     FailureKind.HOST_NOT_FOUND)
+    for link in reversed(chain):
+        if isinstance(link, (TimeoutError, asyncio.TimeoutError)) or type(link).__name__.endswith(
+                ("Timeout", "TimeoutError", "TimeoutException")):
+            within = f" within {timeout_s:g} s" if timeout_s else ""
+            return TransientLLMError(f"timed out: no answer{within}", FailureKind.TIMED_OUT)
+    root = chain[-1]
+    detail = str(root) or type(root).__name__
+    return TransientLLMError(f"connection failed: {type(root).__name__}: {detail}"[:_MAX_SERVER_MESSAGE],
+                             FailureKind.CONNECTION_FAILED)
+
+
+def _server_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message:
+        message = str(getattr(exc, "message", "") or exc)
+    return redact(message.strip())[:_MAX_SERVER_MESSAGE]
+
+
+def _mentions_model(exc: Any, message: str) -> bool:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    code = str(body.get("code") or "") if isinstance(body, dict) else ""
+    return "model" in code or "model" in message.lower()
+
+
+def status_error(status: int, message: str, retry_after: float | None, *, model_named: bool) -> LLMError:
+    """The error for an HTTP error status, with the server's own message after the plain cause."""
+    if status == 401:
+        return PermanentLLMError(f"authentication failed (401): the server rejected the API key ({message})",
+                                 FailureKind.AUTHENTICATION_FAILED, status)
+    if status == 403:
+        return PermanentLLMError(f"permission denied (403): {message}", FailureKind.PERMISSION_DENIED, status)
+    if status == 404 and model_named:
+        return PermanentLLMError(f"model not found (404): the server does not serve this model ({message})",
+                                 FailureKind.MODEL_NOT_FOUND, status)
+    if status == 404:
+        return PermanentLLMError(f"not found (404): {message}; check base_url (OpenAI-compatible servers usually "
+                                 "end in /v1)", FailureKind.NOT_FOUND, status)
+    if status == 429:
+        when = ""
+        if retry_after is not None:
+            until = datetime.fromtimestamp(time.time() + retry_after).strftime("%H:%M:%S")
+            when = f" until {until} (retry-after {retry_after:g} s)"
+        return TransientLLMError(f"rate limited (429){when}: {message}", FailureKind.RATE_LIMITED, status,
+                                 retry_after)
+    if status in _RETRYABLE_STATUS or status >= 500:
+        label = "server overloaded" if status == 529 else "server error"
+        return TransientLLMError(f"{label} ({status}): {message}", FailureKind.SERVER_ERROR, status, retry_after)
+    return PermanentLLMError(f"request rejected ({status}): {message}", FailureKind.BAD_REQUEST, status)
+
+
+def map_sdk_error(exc: Exception, sdk: Any, *, timeout_s: float | None = None) -> LLMError:
     """`sdk` is the imported `openai` or `anthropic` module: both expose the same error classes."""
-    if _is_transport_error(exc):
-        return TransientLLMError(f"connection failed: {type(exc).__name__}: {exc}")
-    if isinstance(exc, sdk.APITimeoutError):
-        return TransientLLMError(f"request timed out: {exc}")
-    if isinstance(exc, sdk.APIConnectionError):
-        return TransientLLMError(f"connection failed: {exc}")
     if isinstance(exc, sdk.APIStatusError):
-        status = exc.status_code
-        message = f"HTTP {status}: {exc.message}"
-        if status in _RETRYABLE_STATUS or status >= 500:
-            return TransientLLMError(message, retry_after=retry_after_seconds(exc.response.headers))
-        return PermanentLLMError(message)
-    return PermanentLLMError(f"{type(exc).__name__}: {exc}")
+        message = _server_message(exc)
+        return status_error(exc.status_code, message, retry_after_seconds(exc.response.headers),
+                            model_named=_mentions_model(exc, message))
+    if isinstance(exc, sdk.APIConnectionError) or _is_transport_error(exc):  # APITimeoutError included
+        return _transport_error(exc, timeout_s)
+    return PermanentLLMError(f"failed: {type(exc).__name__}: {redact(str(exc))}"[:_MAX_SERVER_MESSAGE])

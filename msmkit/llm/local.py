@@ -5,7 +5,7 @@ requests, left-padded and generated together in a worker thread, so the event lo
 a small model on a few CPU cores runs several times faster than one request at a time.
 
 Each row keeps its own sampling settings and its own random generator, seeded from the request's
-cache key (which includes `sample_index`), so an answer does not depend on which other requests
+digest (which includes `sample_index`), so an answer does not depend on which other requests
 happened to share its batch, and distinct `sample_index` values give distinct samples.
 """
 
@@ -193,7 +193,7 @@ class LocalBackend:
                 f"window of {window} tokens; lower max_tokens (or set context_window if the model allows more)")
         if len(ids) > room:
             ids = self._truncate_left(ids, room)
-        seed = int(request.cache_key(self.provider, self.config.model)[:16], 16)
+        seed = int(request.digest()[:16], 16)  # the request alone: every model draws the same numbers
         return _Row(prompt_ids=ids, max_new_tokens=request.max_tokens, temperature=request.temperature,
                     top_p=1.0 if request.top_p is None else request.top_p, stop=request.stop, seed=seed)
 

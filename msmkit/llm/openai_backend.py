@@ -8,6 +8,7 @@ import openai
 
 from msmkit.llm.backend import PermanentLLMError, RawCompletion
 from msmkit.llm.errors_map import map_sdk_error
+from msmkit.llm.failures import FailureKind
 from msmkit.llm.types import LLMConfig, LLMRequest, StopReason, Usage
 from msmkit.secrets import get_secret
 
@@ -70,11 +71,12 @@ class OpenAIBackend:
         if api_key is None:
             if config.provider == "openai":
                 raise PermanentLLMError(
-                    f"no API key: set the environment variable {key_env} (or point `api_key_env` at another)"
-                )
+                    f"no API key: set the environment variable {key_env} (or point `api_key_env` at another)",
+                    FailureKind.NO_API_KEY)
             api_key = "not-needed"  # local OpenAI-compatible servers usually accept any key
         if config.provider == "openai_compatible" and not config.base_url:
-            raise PermanentLLMError("provider openai_compatible needs `base_url`, e.g. http://127.0.0.1:8000/v1")
+            raise PermanentLLMError("unusable LLM config: provider openai_compatible needs `base_url`, e.g. "
+                                    "http://127.0.0.1:8000/v1", FailureKind.CONFIG)
         # aiohttp transport: httpx's connection pool costs O(connections) CPU per request at high concurrency.
         self.client = openai.AsyncOpenAI(
             api_key=api_key, base_url=config.base_url, timeout=config.timeout_s, max_retries=0,
@@ -89,7 +91,7 @@ class OpenAIBackend:
             # transforms and response model construction: ~1 ms CPU per request at high concurrency.
             data = await self.client.post("/chat/completions", body=chat_body(request, self.model), cast_to=object)
         except Exception as exc:  # SDK errors and unwrapped transport errors
-            raise map_sdk_error(exc, openai) from exc
+            raise map_sdk_error(exc, openai, timeout_s=self.config.timeout_s) from exc
         return parse_chat_completion(data, self.model)
 
     async def _complete_text(self, request: LLMRequest) -> RawCompletion:
@@ -109,7 +111,7 @@ class OpenAIBackend:
         try:
             response = await self.client.completions.create(**kwargs)
         except Exception as exc:  # SDK errors and unwrapped transport errors
-            raise map_sdk_error(exc, openai) from exc
+            raise map_sdk_error(exc, openai, timeout_s=self.config.timeout_s) from exc
         choice = response.choices[0]
         usage = response.usage
         return RawCompletion(

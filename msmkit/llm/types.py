@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+import os
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,7 +32,7 @@ class ChatMessage(BaseModel):
 
 
 class LLMRequest(BaseModel):
-    """Everything that determines an answer. Its `cache_key` hashes all of it."""
+    """Everything a caller decides about an answer: prompt, sampling settings, sample index."""
 
     model_config = ConfigDict(frozen=True)
     messages: tuple[ChatMessage, ...]
@@ -47,10 +49,16 @@ class LLMRequest(BaseModel):
     def of(cls, user: str, *, system: str | None = None, **kwargs: object) -> "LLMRequest":
         return cls(messages=(ChatMessage(role="user", content=user),), system=system, **kwargs)  # type: ignore[arg-type]
 
-    def cache_key(self, provider: str, model: str) -> str:
-        payload = {"provider": provider, "model": model, **self.model_dump(mode="json")}
+    def digest(self, **context: str) -> str:
+        """sha256 of every field of this request together with `context` (e.g. who answers it)."""
+        payload = {**context, **self.model_dump(mode="json")}
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
         return hashlib.sha256(blob).hexdigest()
+
+
+def identity_digest(identity: dict[str, Any]) -> str:
+    """sha256 of an answer identity (canonical JSON)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 class Usage(BaseModel):
@@ -103,7 +111,7 @@ class LLMConfig(StrictModel):
     base_model: bool | None = None
     context_window: int | None = None
     timeout_s: float = 120.0
-    max_retries: int = 6
+    max_retries: int = Field(6, ge=0)
     retry_base_delay_s: float = 1.0  # exponential backoff base; retry-after from the server wins
     retry_max_delay_s: float = 60.0
     concurrency: int = 16
@@ -126,3 +134,60 @@ class LLMConfig(StrictModel):
     def describe(self) -> str:
         where = f" @ {self.base_url}" if self.base_url else ""
         return f"{self.provider}:{self.model}{where}"
+
+    @property
+    def prompt_mode(self) -> Literal["chat", "completion"]:
+        """How requests reach the model: chat turns, or one completion-style text (base models).
+        Anthropic's Messages API is always chat."""
+        return "completion" if self.is_base_model and self.provider != "anthropic" else "chat"
+
+    def endpoint(self) -> str | None:
+        """The normalised URL requests go to (None for local models); see `normalize_endpoint`."""
+        if self.provider == "local":
+            return None
+        url = self.base_url or os.environ.get(_BASE_URL_ENV.get(self.provider, ""), "") or \
+            _DEFAULT_ENDPOINTS.get(self.provider)
+        return normalize_endpoint(url) if url else None
+
+    def answer_identity(self) -> dict[str, Any]:
+        """Who answers a request under this config, as JSON-able data: two configs with equal identities
+        give the same answer to the same request (up to sampling), so answers and stage outputs may be
+        shared between them. The response cache keys on it; experiment stage keys may too.
+
+        Remote: provider, served model name, normalised endpoint, chat or completion mode. Local: the
+        content digest of the weights (base and adapter files, see `msmkit.llm.weights`), mode and
+        context window; not the folder's path, so a copy shares answers and a retrained checkpoint at
+        the same path does not. Never a secret, and nothing that only changes how requests are sent:
+        concurrency, timeouts, retries, rate limits, the batch-API flag, cache path, prices, the API
+        key's variable name, the local device and batch size. Raises ModelNotFoundError (an MsmError)
+        for a local model that is not on this machine; hashing large weights the first time takes a
+        while (digests are kept in the msmkit cache, keyed by file path, size and times)."""
+        identity: dict[str, Any] = {"provider": self.provider, "mode": self.prompt_mode}
+        if self.provider == "local":
+            from msmkit.llm.weights import local_weights_identity
+
+            identity["weights"] = local_weights_identity(self.model)
+            identity["context_window"] = self.context_window
+        else:
+            identity["model"] = self.model
+            identity["endpoint"] = self.endpoint()
+        return identity
+
+
+_DEFAULT_ENDPOINTS = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
+_BASE_URL_ENV = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}  # read by the SDKs
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_endpoint(url: str) -> str:
+    """scheme://host[:port]/path in lower case (path kept as given), without a default port, trailing
+    slash, user name or password, query or fragment: two spellings of one server compare equal."""
+    parts = urlsplit(url.strip())
+    scheme = (parts.scheme or "http").lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port: keep the text as written
+        port = None
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"

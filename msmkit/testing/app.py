@@ -9,7 +9,7 @@ import inspect
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +26,7 @@ Responder = Callable[[ScriptedRequest], Any]
 KEEP_REQUESTS = 50_000  # the most recent requests kept in `requests` for tests to inspect
 OPENAI_AUTO_CACHE_MIN_TOKENS = 1024  # OpenAI caches prompt prefixes of at least this many tokens
 BATCH_ITEM_FAULTS = frozenset({Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.TRUNCATED, Fault.MALFORMED_JSON,
-                               Fault.REFUSAL})
+                               Fault.REFUSAL, Fault.AUTH_ERROR, Fault.UNKNOWN_MODEL})
 
 
 class ResponderFailed(Exception):
@@ -36,13 +36,18 @@ class ResponderFailed(Exception):
 class FakeLLMCore:
     """State and handlers; runs on one event loop (the server thread's, or the CLI's)."""
 
-    def __init__(self, responder: Responder, latency_s: float = 0.0, batch_delay_s: float = 1.0) -> None:
+    def __init__(self, responder: Responder, latency_s: float = 0.0, batch_delay_s: float = 1.0, *,
+                 api_key: str | None = None, served_models: Iterable[str] | None = None) -> None:
         self.responder = responder
         self.latency_s = latency_s
         self.stats = ServerStats()
         self.faults = FaultQueue()
         self.requests: deque[ScriptedRequest] = deque(maxlen=KEEP_REQUESTS)
-        self.models: dict[str, None] = {"fake-model": None}
+        # api_key: every API request must present it (OpenAI bearer token or Anthropic x-api-key), else 401.
+        self.api_key = api_key
+        # served_models: generation requests naming another model get 404 model-not-found; None serves any.
+        self.served_models = frozenset(served_models) if served_models is not None else None
+        self.models: dict[str, None] = dict.fromkeys(sorted(self.served_models or {"fake-model"}))
         self._cached_prefixes: set[tuple[str, str]] = set()
         self.batches = BatchStore(self._answer_batch_item, batch_delay_s)
         self._stopping: asyncio.Event | None = None
@@ -92,17 +97,23 @@ class FakeLLMCore:
         self.requests.clear()
 
     @web.middleware
-    async def _count_requests(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                              ) -> web.StreamResponse:
+    async def _count_requests(self, request: web.Request,
+                              handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         if not request.path.startswith("/_"):
             with self.stats.lock:
                 self.stats.requests += 1
+            if self.api_key is not None and _presented_key(request) != self.api_key:
+                return self._unauthorized(_api_of(request))
         return await handler(request)
 
     # ---- errors -------------------------------------------------------------------------------
     @staticmethod
     def _error(api: str, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-        body = FakeLLMCore._error_json(api, status, message)
+        return FakeLLMCore._json_error(api, status, FakeLLMCore._error_json(api, status, message), headers)
+
+    @staticmethod
+    def _json_error(api: str, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+                    ) -> web.Response:
         request_id = wire_openai.new_id("req_")
         extra = {"request-id": request_id} if api == "anthropic" else {"x-request-id": request_id}
         return web.json_response(body, status=status, headers={**extra, **(headers or {})})
@@ -126,6 +137,8 @@ class FakeLLMCore:
         except (BadRequest, json.JSONDecodeError, UnicodeDecodeError) as exc:
             return self._error(api, 400, str(exc))
         self.requests.append(request)
+        if self.served_models is not None and request.model not in self.served_models:
+            return self._unknown_model(api, request.model)
         self.models.setdefault(request.model, None)
         rule = self.faults.take(request)
         fault = rule.kind if rule is not None else None
@@ -134,6 +147,10 @@ class FakeLLMCore:
                 self.stats.faults[fault] += 1
             if fault is Fault.RATE_LIMIT:
                 return self._rate_limited(api, rule)  # type: ignore[arg-type]
+            if fault is Fault.AUTH_ERROR:
+                return self._unauthorized(api)
+            if fault is Fault.UNKNOWN_MODEL:
+                return self._unknown_model(api, request.model)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         if fault in TRANSPORT_FAULTS:
@@ -210,6 +227,16 @@ class FakeLLMCore:
         return response
 
     # ---- faults -------------------------------------------------------------------------------
+    @staticmethod
+    def _unauthorized(api: str) -> web.Response:
+        status, body = unauthorized_error(api)
+        return FakeLLMCore._json_error(api, status, body)
+
+    @staticmethod
+    def _unknown_model(api: str, model: str) -> web.Response:
+        status, body = unknown_model_error(api, model)
+        return FakeLLMCore._json_error(api, status, body)
+
     def _rate_limited(self, api: str, rule: InjectedFault) -> web.Response:
         headers = {"retry-after": _seconds(rule.retry_after), "retry-after-ms": str(int(rule.retry_after * 1000))}
         if api == "openai":
@@ -259,11 +286,17 @@ class FakeLLMCore:
         except BadRequest as exc:
             return 400, self._error_json(api, 400, str(exc))
         self.requests.append(request)
+        if self.served_models is not None and request.model not in self.served_models:
+            return unknown_model_error(api, request.model)
         rule = self.faults.take(request, BATCH_ITEM_FAULTS)
         fault = rule.kind if rule is not None else None
         if fault is not None:
             with self.stats.lock:
                 self.stats.faults[fault] += 1
+            if fault is Fault.AUTH_ERROR:
+                return unauthorized_error(api)
+            if fault is Fault.UNKNOWN_MODEL:
+                return unknown_model_error(api, request.model)
             if fault is Fault.RATE_LIMIT:
                 return 429, self._error_json(api, 429, "Rate limit exceeded (injected by the msmkit test server)")
             if fault is Fault.SERVER_ERROR:
@@ -277,7 +310,9 @@ class FakeLLMCore:
 
     @staticmethod
     def _error_json(api: str, status: int, message: str) -> dict[str, Any]:
-        return wire_anthropic.error_body(status, message) if api == "anthropic" else wire_openai.error_body(status, message)
+        if api == "anthropic":
+            return wire_anthropic.error_body(status, message)
+        return wire_openai.error_body(status, message)
 
     async def _json_body(self, http: web.Request) -> dict[str, Any]:
         try:
@@ -294,7 +329,8 @@ class FakeLLMCore:
         if upload is None or not hasattr(upload, "file"):
             return self._error("openai", 400, "file: a multipart file field is required")
         if purpose != "batch":
-            return self._error("openai", 400, f"purpose: the test server stores batch input files only, got {purpose!r}")
+            return self._error("openai", 400,
+                               f"purpose: the test server stores batch input files only, got {purpose!r}")
         stored = self.batches.add_file(upload.filename or "upload.jsonl", "batch", upload.file.read())
         return web.json_response(stored.to_json())
 
@@ -372,7 +408,10 @@ class FakeLLMCore:
         return web.json_response(wire_openai.models_list(list(self.models)))
 
     async def _get_model(self, http: web.Request) -> web.Response:
-        return web.json_response(wire_openai.models_list([http.match_info["model"]])["data"][0])
+        model = http.match_info["model"]
+        if self.served_models is not None and model not in self.served_models:
+            return self._unknown_model(_api_of(http), model)
+        return web.json_response(wire_openai.models_list([model])["data"][0])
 
     async def _count_tokens(self, http: web.Request) -> web.Response:
         try:
@@ -409,6 +448,34 @@ def _parse(api: str, endpoint: str, body: Any) -> tuple[ScriptedRequest, str | N
     if api == "anthropic":
         return wire_anthropic.parse_messages(body)
     return (wire_openai.parse_chat if endpoint == "chat" else wire_openai.parse_legacy)(body), None
+
+
+def unauthorized_error(api: str) -> tuple[int, dict[str, Any]]:
+    """401 as each API words it."""
+    if api == "anthropic":
+        return 401, wire_anthropic.error_body(401, "invalid x-api-key")
+    return 401, wire_openai.error_body(401, "Incorrect API key provided (the msmkit test server expects another "
+                                            "key).", "invalid_api_key")
+
+
+def unknown_model_error(api: str, model: str) -> tuple[int, dict[str, Any]]:
+    """404 for a model the server does not serve, as each API words it."""
+    if api == "anthropic":
+        return 404, wire_anthropic.error_body(404, f"model: {model}")
+    return 404, wire_openai.error_body(404, f"The model `{model}` does not exist or you do not have access to it.",
+                                       "model_not_found")
+
+
+def _presented_key(http: web.Request) -> str | None:
+    if "x-api-key" in http.headers:
+        return http.headers["x-api-key"]
+    authorization = http.headers.get("authorization", "")
+    return authorization[len("Bearer "):] if authorization.startswith("Bearer ") else None
+
+
+def _api_of(http: web.Request) -> str:
+    """Which API's error format a request expects: Anthropic's for /v1/messages or an x-api-key header."""
+    return "anthropic" if http.path.startswith("/v1/messages") or "x-api-key" in http.headers else "openai"
 
 
 def _compact(data: Any) -> str:

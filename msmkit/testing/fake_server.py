@@ -7,7 +7,7 @@ import signal
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -42,11 +42,15 @@ class FakeLLMServer:
 
     `responder(request) -> Reply | str` (sync or async) writes every answer; it runs on the server's
     event loop, so keep it quick. Use as a context manager, or call start() and stop().
+    `api_key`: requests must present this key, else 401 as the provider words it. `served_models`: the
+    model names it answers; others get 404 model-not-found (None answers any name).
     """
 
     def __init__(self, responder: Callable[[ScriptedRequest], Reply | str | Any] = default_responder, *,
-                 latency_s: float = 0.0, batch_delay_s: float = 1.0, port: int = 0) -> None:
-        self._core = FakeLLMCore(responder, latency_s=latency_s, batch_delay_s=batch_delay_s)
+                 latency_s: float = 0.0, batch_delay_s: float = 1.0, port: int = 0, api_key: str | None = None,
+                 served_models: Sequence[str] | None = None) -> None:
+        self._core = FakeLLMCore(responder, latency_s=latency_s, batch_delay_s=batch_delay_s, api_key=api_key,
+                                 served_models=served_models)
         self._port = port
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -146,7 +150,8 @@ class FakeLLMServer:
                match: str | Matcher | None = None, status: int | None = None) -> None:
         """Make the next `times` generation requests that `match` (regex on system + messages, or a
         callable on the ScriptedRequest; None = any) fail with `fault`. `status` picks the HTTP status
-        of SERVER_ERROR (default 500; 529 is Anthropic's overloaded_error)."""
+        of SERVER_ERROR (default 500; 529 is Anthropic's overloaded_error). AUTH_ERROR (401) and
+        UNKNOWN_MODEL (404) are permanent failures: clients do not retry them."""
         self._core.faults.inject(fault, times=times, retry_after=retry_after, match=match, status=status)
 
     def clear_faults(self) -> None:
@@ -161,10 +166,12 @@ class FakeLLMServer:
 
 
 def serve_forever(port: int, latency_s: float, batch_delay_s: float, script: str | None,
-                  announce: Callable[[str], None] | None = None) -> None:
+                  announce: Callable[[str], None] | None = None, *, api_key: str | None = None,
+                  served_models: Sequence[str] | None = None) -> None:
     """Serve on 127.0.0.1:port until SIGINT/SIGTERM, after printing `READY <url>`."""
     responder = load_script(script) if script else default_responder
-    core = FakeLLMCore(responder, latency_s=latency_s, batch_delay_s=batch_delay_s)
+    core = FakeLLMCore(responder, latency_s=latency_s, batch_delay_s=batch_delay_s, api_key=api_key,
+                       served_models=served_models)
     sock = bind(port)
 
     async def run() -> None:

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
 from msmkit.testing.types import Fault
@@ -16,11 +17,16 @@ from msmkit.testing.types import Fault
 
 class FakeServerProcess:
     def __init__(self, *, latency_s: float = 0.0, batch_delay_s: float = 1.0, script: str | None = None,
-                 port: int = 0, start_timeout_s: float = 60.0) -> None:
+                 port: int = 0, start_timeout_s: float = 60.0, api_key_env: str | None = None,
+                 served_models: Sequence[str] = ()) -> None:
         self.command = [sys.executable, "-m", "msmkit.testing.server", "--port", str(port),
                         "--latency", str(latency_s), "--batch-delay", str(batch_delay_s)]
         if script:
             self.command += ["--script", str(script)]
+        if api_key_env:
+            self.command += ["--api-key-env", api_key_env]
+        for model in served_models:
+            self.command += ["--model", model]
         self.start_timeout_s = start_timeout_s
         self.process: subprocess.Popen[str] | None = None
         self.url = ""

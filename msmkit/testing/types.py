@@ -85,6 +85,8 @@ class Fault(str, enum.Enum):
     TRUNCATED = "truncated"  # answer with stop = max_tokens
     MALFORMED_JSON = "malformed_json"  # the reply text is broken JSON
     REFUSAL = "refusal"  # the model refuses
+    AUTH_ERROR = "auth_error"  # 401: the API key is rejected (the provider's error body)
+    UNKNOWN_MODEL = "unknown_model"  # 404: the requested model is not served (the provider's error body)
 
 
 @dataclass

@@ -139,7 +139,8 @@ def chat_stream(request: ScriptedRequest, done: Completion, cached_tokens: int) 
     extra = {"usage": None} if include_usage else {}
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra})
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return sse({**base, "choices": [choice], **extra})
 
     yield chunk({"role": "assistant", "content": "", "refusal": None})
     field_name = "refusal" if done.stop == "refusal" else "content"
