@@ -275,13 +275,18 @@ class PlanEntry:
     size_source: str | None = None  # "catalogue estimate", "hub", or None when unknown
     needed_by: str | None = None  # e.g. the adapter a base model is needed for
     notes: tuple[str, ...] = ()
+    label: str | None = None  # how to show it when not as its reference (a base model's id or folder)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.ref.text()
 
     @property
     def download_command(self) -> str:
         return self.ref.download_command()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ref": self.ref.text(), "kind": self.ref.kind, "cached": self.cached,
+        return {"name": self.name, "ref": self.ref.text(), "kind": self.ref.kind, "cached": self.cached,
                 "path": None if self.path is None else str(self.path), "commit": self.commit,
                 "approx_bytes": self.approx_bytes, "size_source": self.size_source, "needed_by": self.needed_by,
                 "download_command": None if self.cached else self.download_command, "notes": list(self.notes)}
@@ -310,7 +315,7 @@ def describe_plan(references: Iterable[str | HubRef | tuple[str, RepoKind]], *, 
             base = _base_model_of(entry)
             if base and ("model", base, None) not in seen:
                 seen.add(("model", base, None))
-                entries.append(replace(_plan_base(base, cache), needed_by=ref.text()))
+                entries.append(replace(_plan_base(base, cache), needed_by=ref.text(), label=base))
     return entries
 
 
@@ -404,7 +409,7 @@ def format_plan(entries: Sequence[PlanEntry]) -> str:
     for entry in entries:
         state = f"cached at {entry.commit or entry.path}" if entry.cached else "NOT CACHED"
         size = format_bytes(entry.approx_bytes) + (f", {entry.size_source}" if entry.size_source else "")
-        line = f"  {entry.ref.text():<72} {state} ({size})"
+        line = f"  {entry.name:<72} {state} ({size})"
         if entry.needed_by:
             line += f"\n      base model of {entry.needed_by}"
         if not entry.cached:
