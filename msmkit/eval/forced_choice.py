@@ -134,7 +134,8 @@ def combine_orders(item: ValueItem, by_order: dict[str, dict[Label, OptionScore]
     preferred = [o["preferred"] for o in orders]
     return {
         "id": item.id, "domain": item.domain, "split": item.split, "target_value": item.target_value,
-        "target_label": target, "orders": orders, "combined": combined, "chosen": chosen,
+        "target_label": target, "option_chars": {label: len(item.options[label]) for label in LABELS},
+        "orders": orders, "combined": combined, "chosen": chosen,
         "chosen_value": item.values[chosen] if chosen else None, "chose_target": chose_target,
         "margin": combined[target] - combined[other],
         "consistent": preferred[0] is not None and preferred[0] == preferred[1],
