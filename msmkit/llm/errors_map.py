@@ -77,7 +77,7 @@ def _transport_error(exc: BaseException, timeout_s: float | None) -> TransientLL
             within = f" within {timeout_s:g} s" if timeout_s else ""
             return TransientLLMError(f"timed out: no answer{within}", FailureKind.TIMED_OUT)
     root = chain[-1]
-    detail = str(root) or type(root).__name__
+    detail = " ".join(str(root).split()) or type(root).__name__
     return TransientLLMError(f"connection failed: {type(root).__name__}: {detail}"[:_MAX_SERVER_MESSAGE],
                              FailureKind.CONNECTION_FAILED)
 
