@@ -168,7 +168,10 @@ def aggregate_seeds(per_seed: Mapping[str, Sequence[float]], *, level: float = 0
 # the populations of seeds and items. Variance components by the method of moments from the two-way ANOVA mean
 # squares; Var(grand mean) = s2_seed/S + s2_item/I + s2_resid/(S*I), each component truncated at zero; the interval
 # is a t interval whose degrees of freedom come from Satterthwaite's approximation for that sum of mean squares.
-# With few seeds the seed term has few df, the t quantile widens accordingly, and coverage stays nominal.
+# With few seeds the seed term has few df and the t quantile widens accordingly. Simulated (issue 17's design:
+# 100 binary items, item sd 0.25, seed sd 0.06, 4000 experiments) 95% intervals covered 93.9% with 3 seeds and
+# 94.7% with 10; paired differences rejected a true zero 4.9% and 5.1% of the time. With 2 seeds, or seeds
+# varying more than items, coverage falls to about 90%, since a seed variance on one df is barely estimable.
 # ---------------------------------------------------------------------------------------------------------------
 
 CROSSED_METHOD = "two-way random-effects ANOVA (method of moments), t with Satterthwaite df"
@@ -320,6 +323,9 @@ def crossed_interval(scores: object, level: float = 0.95, *, unit: str = "item")
         components = {"seed": seed_var, unit: item_var, "residual": residual_var}
         contributions = {"seed": seed_var / n_seeds, unit: item_var / n_items, "residual": residual_var * scale}
         method = CROSSED_METHOD
+        if n_seeds == 2:
+            notes.append("two seeds: the seed variance rests on one degree of freedom; such intervals can cover "
+                         "less than their level (about 90% in simulation when seeds vary a lot); use 3 or more")
     se, low, high = _t_interval(table.mean, variance, df, level)
     if se == 0.0:
         notes.append("no variation in the scores: the interval has zero width")
