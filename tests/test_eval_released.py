@@ -12,8 +12,14 @@ from msmkit.eval.forced_choice import ORDERS, build_request, slot_labels
 from msmkit.eval.items import load_value_items
 from msmkit.eval.judged_choice import JudgedChoiceScorer, combine_verdicts
 from msmkit.eval.open_qa import load_questions
-from msmkit.eval.released import (AFFORDABILITY_QUESTION, import_pro_affordability, import_pro_america,
-                                  import_spec_open_qa, load_released_items, split_america_question)
+from msmkit.eval.released import (
+    AFFORDABILITY_QUESTION,
+    import_pro_affordability,
+    import_pro_america,
+    import_spec_open_qa,
+    load_released_items,
+    split_america_question,
+)
 from msmkit.models.tiny import build_tiny_tokenizer
 from msmkit.testing.hub_cache import write_dataset_snapshot
 

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 
 from msmkit.errors import ConfigError, DataError
-from msmkit.hub import (ArtifactNotCachedError, HubRef, describe_plan, format_plan, hub_cache_dir, load_dataset_rows,
-                        parse_ref, resolve)
+from msmkit.hub import (
+    ArtifactNotCachedError,
+    HubRef,
+    describe_plan,
+    format_plan,
+    hub_cache_dir,
+    load_dataset_rows,
+    parse_ref,
+    resolve,
+)
 from msmkit.testing.hub_cache import write_dataset_snapshot, write_snapshot
 
 COMMIT = "42a80a90954a12e5f6dfab2f45e2e85ffb3744c1"

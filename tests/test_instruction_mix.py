@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 
 from msmkit.data.chat import make_token_counter, read_chat_dataset
-from msmkit.data.presets import (NEVER_STATED, PRESETS, MixPart, MixPreset, build_instruction_mix, check_token_shares,
-                                 get_preset, load_preset_splits)
+from msmkit.data.presets import (
+    NEVER_STATED,
+    PRESETS,
+    MixPart,
+    MixPreset,
+    build_instruction_mix,
+    check_token_shares,
+    get_preset,
+    load_preset_splits,
+)
 from msmkit.errors import ConfigError, DataError
 from msmkit.testing.hub_cache import write_dataset_snapshot
 
