@@ -15,7 +15,7 @@ from msmkit.io import read_jsonl
 from msmkit.llm.client import LLMClient
 from msmkit.llm.types import LLMConfig
 from msmkit.runs import RunDir
-from msmkit.testing import Fault, FakeLLMServer, Reply, ScriptedRequest
+from msmkit.testing import FakeLLMServer, Fault, Reply, ScriptedRequest
 
 ITEMS = load_value_items("pro_affordability")[:6]
 SPEC = Path(__file__).resolve().parents[1] / "examples" / "specs" / "assistant_safety.md"
@@ -40,7 +40,8 @@ def test_judged_values_rerun_after_permanent_failures_answers_every_item(tmp_pat
         server.inject(Fault.UNKNOWN_MODEL, times=1, match=lambda r: r.model == "judge" and ITEMS[1].question in r.text)
 
         def evaluate() -> dict:
-            scorer = JudgedChoiceScorer(model=LLMClient(llm(server, "evaluated")), judge=LLMClient(llm(server, "judge")))
+            scorer = JudgedChoiceScorer(model=LLMClient(llm(server, "evaluated")),
+                                        judge=LLMClient(llm(server, "judge")))
             return run_judged_choice(scorer, ITEMS, RunDir(tmp_path / "run"), name="pro_affordability")
 
         first = evaluate()

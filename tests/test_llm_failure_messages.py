@@ -14,7 +14,7 @@ import pytest
 from msmkit.llm.client import LLMCallFailed, LLMClient
 from msmkit.llm.failures import FailureCause, FailureKind, summarize_failures
 from msmkit.llm.types import LLMConfig, LLMRequest
-from msmkit.testing import Fault, FakeLLMServer, Reply
+from msmkit.testing import FakeLLMServer, Fault, Reply
 
 WRONG_KEY = "sk-test-wrong-key-0123456789abcdef"
 

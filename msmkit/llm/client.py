@@ -38,8 +38,8 @@ T = TypeVar("T")
 class LLMCallFailed(Exception):
     """A request that could not be answered after its retries (or failed permanently).
 
-    `cause` is the first underlying error: its kind, a plain message and the endpoint. The text of the
-    exception is "<endpoint>: <message>" plus how many attempts were made.
+    `cause` is the underlying error (of the last attempt): its kind, a plain message and the endpoint.
+    The text of the exception is "<endpoint>: <message>" plus how many attempts were made.
     """
 
     def __init__(self, cause: FailureCause, request: LLMRequest, attempts: int) -> None:
@@ -80,6 +80,7 @@ def estimate_tokens(request: LLMRequest) -> int:
 
 
 def failure_cause(config: LLMConfig, error: LLMError) -> FailureCause:
+    """A backend error as a cause: its kind, the plain message (with what to check for a rejected key)."""
     kind = error.kind
     if kind is FailureKind.OTHER and config.provider == "local":
         kind = FailureKind.LOCAL_MODEL

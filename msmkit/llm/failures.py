@@ -1,8 +1,8 @@
 """Why a call failed, in plain words: the kind of failure, a message a user can act on, and the endpoint.
 
 `summarize_failures` turns the failures of many calls into one sentence for a command's error, e.g.
-"all 12 calls to openai_compatible:m @ http://127.0.0.1:9/v1 failed; first error: connection refused
-(nothing is listening at 127.0.0.1:9)".
+"all 12 calls to openai_compatible:m @ http://127.0.0.1:9/v1 failed; first error: connection refused:
+nothing is listening at that address (is the server running, and is base_url right?)".
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ _LABELS = {
 
 @dataclass(frozen=True)
 class FailureCause:
-    """The first underlying error of a failed call. `message` starts with the kind's label."""
+    """The underlying error of a failed call. `message` starts with the kind's label."""
 
     kind: FailureKind
     message: str

@@ -185,9 +185,11 @@ def normalize_endpoint(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme = (parts.scheme or "http").lower()
     host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
     try:
         port = parts.port
-    except ValueError:  # a malformed port: keep the text as written
-        port = None
+    except ValueError:  # a malformed port: keep host and port as written (the call will fail anyway)
+        return f"{scheme}://{parts.netloc.rsplit('@', 1)[-1].lower()}{parts.path.rstrip('/')}"
     netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
     return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
