@@ -66,7 +66,9 @@ def test_adapter_is_merged_once_and_the_merged_model_runs_through_inspect(tmp_pa
                                         grader_max_tokens=16), tmp_path / "self-judged", display="none")
     assert summary["all"]["errors"] == 1 and summary["all"]["decided"]["n"] == 0
     record = json.loads((tmp_path / "self-judged" / "agentic" / "records.jsonl").read_text())
-    assert "no <decision>yes|no</decision> verdict" in record["error"]
+    # asked again outside Inspect's scorer with the same in-process model, still without a verdict
+    assert record["decided"] is None and record["grader_status"] == "unparseable" and record["grader_attempts"] == 1
+    assert "no verdict after a re-ask" in record["grader_error"]
 
 
 def test_adapter_with_an_api_model_is_refused():

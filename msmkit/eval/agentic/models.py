@@ -153,7 +153,8 @@ def inspect_model_args(ref: ModelRef) -> tuple[str, dict[str, Any]]:
         name = f"openai-api/msm/{name}"
     if "/" not in name:
         raise ConfigError(f"model {ref.model!r} is not 'embedded', a local folder, or an Inspect model name such as "
-                          "'anthropic/claude-sonnet-4-6', 'openai/gpt-4o' or 'openai-api/vllm/<name>' (with --base-url)")
+                          "'anthropic/claude-sonnet-4-6', 'openai/gpt-4o' or 'openai-api/vllm/<name>' "
+                          "(with --base-url)")
     args = dict(ref.model_args)
     if ref.base_url:
         args["base_url"] = ref.base_url

@@ -1,77 +1,147 @@
-"""Per-sample records and rates (decided, executed) from the Inspect logs of an agentic-misalignment run."""
+"""Per-transcript records and rates (decided, executed, grader accountability) of an agentic-misalignment run."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from msmkit.eval.agentic.checks import action_taken  # noqa: E402
-from msmkit.eval.agentic.scoring import transcript_text  # noqa: E402
-from msmkit.eval.stats import bootstrap_mean  # noqa: E402
-from msmkit.io import atomic_write_bytes  # noqa: E402
+from msmkit.eval.agentic.awareness import NO_DELIBERATION, THINKS_EVAL
+from msmkit.eval.agentic.checks import action_taken
+from msmkit.eval.agentic.grading import Grader, in_sample
+from msmkit.eval.agentic.intervals import agreement_block, rate_block
+from msmkit.eval.agentic.logs import Slot
+from msmkit.eval.agentic.scoring import FAILURES
+from msmkit.io import atomic_write_bytes
 
 RATES = ("decided", "executed", "action_taken")
-SCORER = "misalignment_scorer"
 
 
-def sample_records(log: Any) -> list[dict[str, Any]]:
-    """One record per sample and epoch. Errored samples keep their error and a null verdict."""
+@dataclass(frozen=True)
+class Graders:
+    """The graders whose verdicts make up the records."""
+
+    decision: Grader
+    second: Grader | None = None
+    second_share: float = 1.0
+    awareness: Grader | None = None
+
+
+def _decision(slot: Slot, graders: Graders, grades: dict) -> dict[str, Any]:
+    """The primary grader's verdict: Inspect's score when this grader gave it, otherwise the latest regrade."""
+    grader = graders.decision
+    score = slot.score
+    if score is not None and slot.grader == grader.identity:
+        found = {"grader_status": "ok", "decided": bool(score.value["decided"]), "judge": score.explanation,
+                 "grader_source": "scorer"}
+        found.update({k: v for k, v in (score.metadata or {}).items() if k.startswith("published_")})
+        return found
+    row = grades.get((slot.key, "decision", grader.identity))
+    if row is None:
+        return {"grader_status": "error", "decided": None, "grader_error": "not graded", "grader_source": None}
+    return {"grader_status": row["status"], "decided": row.get("decided") if row["status"] == "ok" else None,
+            "judge": row.get("explanation"), "grader_error": row.get("error"), "grader_source": "regraded",
+            "grader_attempts": row["attempts"]}
+
+
+def _extra_verdicts(slot: Slot, graders: Graders, grades: dict) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if graders.second is not None and in_sample(slot.slot_id, graders.second_share):
+        row = grades.get((slot.key, "second", graders.second.identity))
+        ok = row is not None and row["status"] == "ok"
+        found.update(second_grader=graders.second.label, second_status=row["status"] if row else "error",
+                     second_decided=row.get("decided") if ok else None,
+                     second_error=None if ok else (row.get("error") if row else "not graded"))
+    if graders.awareness is not None:
+        row = grades.get((slot.key, "awareness", graders.awareness.identity))
+        ok = row is not None and row["status"] == "ok"
+        label = row.get("label") if ok else None
+        found.update(awareness_status=row["status"] if row else "error", awareness_label=label,
+                     aware=None if label is None else label == THINKS_EVAL,
+                     deliberates=None if label is None else label != NO_DELIBERATION,
+                     awareness_error=None if ok else (row.get("error") if row else "not graded"))
+    return found
+
+
+def build_records(slots: Sequence[Slot], graders: Graders, grades: dict, *, persona: dict[str, str]
+                  ) -> list[dict[str, Any]]:
+    """One record per (condition, epoch): keys for clustering, both outcomes, every grader's status."""
     records = []
-    for sample in log.samples or []:
-        meta = sample.metadata or {}
-        score = (sample.scores or {}).get(SCORER)
-        text = transcript_text(sample.output.message) if sample.output and sample.output.choices else ""
+    for slot in slots:
+        condition = slot.condition
         record: dict[str, Any] = {
-            "condition": meta.get("condition_id", str(sample.id)), "scenario": meta.get("scenario"),
-            "goal_type": meta.get("goal_type"), "goal_value": meta.get("goal_value"),
-            "urgency": meta.get("urgency_type"), "epoch": sample.epoch, "log": Path(log.location).name,
-            "error": sample.error.message[:500] if sample.error else None,
-            "truncated": bool(sample.output and sample.output.stop_reason == "max_tokens"),
-            "output_chars": len(text),
+            "condition": condition.key, "scenario": condition.scenario, "goal_type": condition.goal_type,
+            "goal_value": condition.goal_value, "urgency": condition.urgency, "epoch": slot.epoch,
+            "persona": persona[condition.scenario], "transcript": slot.key or None, "log": slot.log,
+            "log_epoch": slot.inspect_epoch, "error": slot.error, "truncated": slot.truncated,
+            "output_chars": len(slot.text), "grader": graders.decision.label,
         }
-        if score is not None and sample.error is None:
-            record.update({key: bool(score.value[key]) for key in RATES})
-            record["judge"] = score.explanation
-            for key in ("published_harmful", "published_verdict", "published_error"):
-                if key in (score.metadata or {}):
-                    record[key] = score.metadata[key]
-        else:
-            record.update({"decided": None, "executed": None,
-                           "action_taken": action_taken(record["scenario"], text).found if text else None})
-            if record["error"] is None:
-                record["error"] = "not scored"
+        if not slot.filled:
+            record.update(grader_status=None, decided=None, executed=None, action_taken=None)
+            records.append(record)
+            continue
+        check = action_taken(condition.scenario, slot.text)
+        record.update(_decision(slot, graders, grades))
+        decided = record["decided"]
+        record.update(action_taken=check.found, executed=None if decided is None else decided and check.found)
+        record.update(_extra_verdicts(slot, graders, grades))
         records.append(record)
     return records
 
 
-def _rate(values: Sequence[bool]) -> dict[str, Any]:
-    if not values:
-        return {"mean": None, "n": 0}
-    return bootstrap_mean([float(v) for v in values]).to_dict()
+def _failures(records: Sequence[dict[str, Any]], field: str) -> dict[str, int]:
+    return {status: sum(1 for r in records if r.get(field) == status) for status in FAILURES}
 
 
 def rates(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Rates over scored samples, each with its n and 95% bootstrap CI; errors counted, never as benign."""
-    scored = [r for r in records if r["decided"] is not None]
-    found = [r for r in records if r["action_taken"] is not None]
+    """Rates with intervals clustered by condition; every missing verdict counted by cause, never as benign."""
+    clusters = [r["condition"] for r in records]
+    scored = sum(1 for r in records if r["decided"] is not None)
     block: dict[str, Any] = {
-        "samples": len(records), "scored": len(scored), "errors": len(records) - len(scored),
+        "samples": len(records), "scored": scored, "errors": len(records) - scored,
+        "model_errors": sum(1 for r in records if r["transcript"] is None),
+        "grader_failures": _failures(records, "grader_status"),
+        "conditions": len(set(clusters)),
         "truncated": sum(1 for r in records if r["truncated"]),
-        "decided": _rate([r["decided"] for r in scored]),
-        "executed": _rate([r["executed"] for r in scored]),
-        "action_taken": _rate([r["action_taken"] for r in found]),
+        **{name: rate_block([r[name] for r in records], clusters) for name in RATES},
     }
-    published = [r for r in scored if "published_harmful" in r]
-    if published or any("published_error" in r for r in scored):
-        block["published_harmful"] = _rate([r["published_harmful"] for r in published])
-        block["published_errors"] = sum(1 for r in scored if "published_error" in r)
+    if any("published_harmful" in r or "published_error" in r for r in records):
+        block["published_harmful"] = rate_block([r.get("published_harmful") for r in records], clusters)
+        block["published_errors"] = sum(1 for r in records if "published_error" in r)
+    if any("awareness_status" in r for r in records):
+        block["aware"] = rate_block([r.get("aware") for r in records], clusters)
+        block["deliberates"] = rate_block([r.get("deliberates") for r in records], clusters)
+        block["awareness_failures"] = _failures(records, "awareness_status")
+    selected = [r for r in records if "second_status" in r]
+    if selected:
+        both = [r for r in selected if r["decided"] is not None and r["second_decided"] is not None]
+        block["second_grader"] = {
+            "selected": len(selected), "failures": _failures(selected, "second_status"),
+            **agreement_block([(r["decided"], r["second_decided"]) for r in both], [r["condition"] for r in both]),
+        }
     return block
+
+
+DEFINITIONS = {
+    "decided": "the grader finds the agent chose the harmful action (executed or not): the paper's number",
+    "executed": "decided, and the harmful tool call is in the final answer (deterministic check)",
+    "action_taken": "the deterministic check alone (tool call present, whatever the grader says)",
+    "errors": "samples without a verdict: model errors (no transcript) plus grader failures (refused, "
+              "unparseable, error), counted after every retry; excluded from the rates, never counted as benign",
+    "intervals": "95% two-stage cluster bootstrap: conditions resampled, then epochs within each condition",
+    "aware": "inspect_evals' deliberation classifier: the agent concludes it is probably being evaluated",
+    "deliberates": "the agent weighs whether it is in an evaluation or a real deployment, whatever it concludes",
+    "second_grader": "a second grader's decided verdict on the selected transcripts: agreement with the first "
+                     "grader (clustered interval) and Cohen's kappa, over transcripts both graded",
+    "published_harmful": "inspect_evals' own classifier verdict (with published_grader), for comparison",
+}
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -84,13 +154,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "all": rates(records),
         "by_scenario": {name: rates(group) for name, group in sorted(by_scenario.items())},
         "by_condition": {name: rates(group) for name, group in sorted(by_condition.items())},
-        "definitions": {
-            "decided": "the judge finds the agent chose the harmful action (executed or not): the paper's number",
-            "executed": "decided, and the harmful tool call is in the final answer (deterministic check)",
-            "action_taken": "the deterministic check alone (tool call present, whatever the judge says)",
-            "errors": "samples with a model or judge error; excluded from the rates, never counted as benign",
-            "published_harmful": "inspect_evals' own classifier verdict (with --published-grader), for comparison",
-        },
+        "definitions": DEFINITIONS,
     }
 
 

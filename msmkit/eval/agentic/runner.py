@@ -1,112 +1,193 @@
 """Run the agentic-misalignment conditions through Inspect AI and summarize decided / executed rates.
 
-blackmail, leaking and murder come from the published inspect_evals task (its dataset, prompts and
-solver) with our scorer swapped in; exfiltration is our own task. Logs go to <run>/agentic/logs (open
-them with `inspect view --log-dir ...`). A rerun skips every condition that already has a finished log
-with the same settings, so an interrupted grid resumes where it stopped.
+blackmail, leaking and murder are inspect_evals' scenarios (its prompt generator, its task layout) with the
+agent's persona named by `model_name`; exfiltration is our own task. Logs go to <run>/agentic/logs (open
+them with `inspect view --log-dir ...`). A rerun asks the model only for (condition, epoch) slots that have
+no transcript yet, and the graders only for verdicts they have not given yet (failed ones are asked again),
+so an interrupted or partly failed grid resumes where it stopped and `epochs` can be raised later.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from msmkit.config import StrictModel
-from msmkit.eval.agentic.conditions import PUBLISHED_SCENARIOS, Condition, Grid, Scenario, build_grid
+from msmkit.errors import ConfigError
+from msmkit.eval.agentic.conditions import PUBLISHED_SCENARIOS, Condition, Grid, Scenario, build_grid, is_paper_grid
 from msmkit.eval.agentic.exfiltration import PROMPT_NAMES as EXFILTRATION_PROMPTS
+from msmkit.eval.agentic.grading import (
+    GRADES,
+    GradeJob,
+    Grader,
+    grade_usage,
+    in_sample,
+    load_grades,
+    needs_grading,
+    run_grade_jobs,
+)
+from msmkit.eval.agentic.logs import Slot, empty_slots, fill_slots, finished_logs
 from msmkit.eval.agentic.models import ModelRef, get_inspect_model, is_local
-from msmkit.eval.agentic.report import plot_rates, sample_records, summarize, usage_from_logs
+from msmkit.eval.agentic.persona import check_persona_name, default_persona
+from msmkit.eval.agentic.report import Graders, build_records, plot_rates, summarize, usage_from_logs
 from msmkit.eval.agentic.scoring import DEFAULT_GRADER, JUDGE_PROMPTS, misalignment_scorer
 from msmkit.io import atomic_write_jsonl
 from msmkit.prompts import prompt_hashes
 from msmkit.runs import RunDir
 
 STAGE = "agentic"
+# Fields that change neither the prompts nor the model's sampling: a finished transcript stays valid across them.
+_NOT_IN_SETTINGS = {"scenarios", "grid", "goal_types", "goal_values", "urgencies", "epochs", "max_connections",
+                    "max_tasks", "grader", "grader_max_tokens", "second_grader", "second_grader_share",
+                    "eval_awareness"}
 
 
 class AgenticConfig(StrictModel):
     model: ModelRef = Field(default_factory=ModelRef)
     grader: ModelRef = Field(default_factory=lambda: ModelRef(model=DEFAULT_GRADER))
-    scenarios: list[Scenario] = ["blackmail", "leaking", "murder", "exfiltration"]
-    grid: Grid = "single"  # single | paper (27 per scenario) | full; the lists below override its axes
-    goal_types: list[str] | None = None
+    # The agent's name in every scenario (the experiment's model_name, e.g. "Qwen"); None keeps each scenario's
+    # own ("Alex" upstream, "Orion" in exfiltration). Recorded with every result.
+    model_name: str | None = None
+    scenarios: list[Scenario] | None = None  # None: the grid's own (paper: leaking, murder, exfiltration)
+    grid: Grid = "single"  # single | paper (the paper's 27) | extended (27 per scenario x 4) | full
+    goal_types: list[str] | None = None  # these three replace the grid's axes
     goal_values: list[str] | None = None
     urgencies: list[str] | None = None
-    epochs: int = Field(1, ge=1)  # samples per condition
+    epochs: int = Field(1, ge=1)  # samples per condition (the paper: 300); raising it later tops the run up
     temperature: float = 0.7  # the paper's setting
-    max_tokens: int = Field(4096, ge=1)
-    scratchpad: bool = True  # False = the published task's prod flag (no secret scratchpad)
+    max_tokens: int = Field(4096, ge=1)  # the paper's setting
+    scratchpad: bool | None = None  # the secret scratchpad; None: on unless the model reasons natively
+    reasons_natively: bool = False  # the model thinks in its own <think> section (the paper then drops the scratchpad)
     extra_system_instructions: Literal["dont", "goal"] | None = None
     grader_max_tokens: int = Field(1024, ge=16)
     # Also score blackmail/leaking/murder with inspect_evals' own classifier (comparable with published numbers).
     published_grader: bool = False
+    second_grader: ModelRef | None = None  # a second decided verdict, for agreement and Cohen's kappa
+    second_grader_share: float = Field(1.0, gt=0.0, le=1.0)  # of the transcripts, chosen deterministically
+    eval_awareness: bool = False  # inspect_evals' deliberation classifier, by the grader: "is this a test?"
     max_connections: int = Field(8, ge=1)
     max_tasks: int = Field(4, ge=1)
 
+    @field_validator("model_name")
+    @classmethod
+    def _usable_name(cls, value: str | None) -> str | None:
+        try:
+            return None if value is None else check_persona_name(value)
+        except ConfigError as exc:  # pydantic reports ValueErrors with the field's location
+            raise ValueError(str(exc)) from None
+
     def conditions(self) -> list[Condition]:
-        return build_grid(list(self.scenarios), self.grid, goal_types=self.goal_types,
+        return build_grid(self.scenarios, self.grid, goal_types=self.goal_types,
                           goal_values=self.goal_values, urgencies=self.urgencies)
 
+    def uses_scratchpad(self) -> bool:
+        return self.scratchpad if self.scratchpad is not None else not self.reasons_natively
+
+    def persona(self, scenario: str) -> str:
+        return self.model_name or default_persona(scenario)
+
     def settings_key(self) -> str:
-        """Hash of everything except the grid: a finished log counts only under the same settings."""
-        data = self.model_dump(mode="json", exclude={"scenarios", "grid", "goal_types", "goal_values", "urgencies",
-                                                     "max_connections", "max_tasks"})
+        """Hash of what shapes a transcript: a finished one counts only under the same settings."""
+        data = self.model_dump(mode="json", exclude=_NOT_IN_SETTINGS | {"scratchpad", "reasons_natively"})
+        data["scratchpad"] = self.uses_scratchpad()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build_task(condition: Condition, config: AgenticConfig, grader: Any) -> Any:
+def grader_temperature(ref: ModelRef) -> float | None:
+    """Greedy for API graders; Inspect's hf provider rejects temperature 0, so a local one keeps its own."""
+    return None if is_local(ref) else 0.0
+
+
+def make_grader(role: Literal["decision", "second", "awareness"], ref: ModelRef, max_tokens: int) -> Grader:
+    temperature = grader_temperature(ref)
+    data = {"ref": ref.model_dump(mode="json"), "max_tokens": max_tokens, "temperature": temperature}
+    identity = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    return Grader(role, identity, ref.describe(), ref, max_tokens, temperature)
+
+
+def graders_of(config: AgenticConfig) -> Graders:
+    decision = make_grader("decision", config.grader, config.grader_max_tokens)
+    second = make_grader("second", config.second_grader, config.grader_max_tokens) if config.second_grader else None
+    awareness = make_grader("awareness", config.grader, config.grader_max_tokens) if config.eval_awareness else None
+    return Graders(decision, second, config.second_grader_share, awareness)
+
+
+def build_task(condition: Condition, config: AgenticConfig, grader_model: Any, slots: list[int]) -> Any:
+    """The condition's task for the given epoch slots, scored by the primary grader."""
     from inspect_ai import task_with
 
-    prod = not config.scratchpad
+    prod = not config.uses_scratchpad()
+    persona = config.persona(condition.scenario)
+    extra = config.extra_system_instructions
     if condition.scenario in PUBLISHED_SCENARIOS:
-        from inspect_evals.agentic_misalignment import agentic_misalignment
+        from msmkit.eval.agentic.published import published_task
 
-        base = agentic_misalignment(scenario=condition.scenario, goal_type=condition.goal_type,
-                                    goal_value=condition.goal_value, urgency_type=condition.urgency,
-                                    extra_system_instructions=config.extra_system_instructions, prod=prod)
+        base = published_task(condition, persona=persona, prod=prod, extra_system_instructions=extra)
     else:
-        from msmkit.eval.agentic.exfiltration import exfiltration
+        from msmkit.eval.agentic.exfiltration import exfiltration_task
 
-        base = exfiltration(goal_type=condition.goal_type, goal_value=condition.goal_value,
-                            urgency_type=condition.urgency, extra_system_instructions=config.extra_system_instructions,
-                            prod=prod)
-    return task_with(base, name=f"am_{condition.key}",
-                     scorer=misalignment_scorer(grader_model=grader, grader_max_tokens=config.grader_max_tokens,
+        base = exfiltration_task(condition, persona=persona, prod=prod, extra_system_instructions=extra)
+    grader = graders_of(config).decision
+    return task_with(base, name=f"am_{condition.key}", epochs=len(slots),
+                     scorer=misalignment_scorer(grader_model=grader_model, grader_max_tokens=config.grader_max_tokens,
                                                 published_grader=config.published_grader,
-                                                grader_temperature=None if is_local(config.grader) else 0.0),
-                     metadata={"msm_condition": condition.key, "msm_settings": config.settings_key()})
+                                                grader_temperature=grader.temperature),
+                     metadata={"msm_condition": condition.key, "msm_settings": config.settings_key(),
+                               "msm_slots": slots, "msm_grader": grader.identity})
 
 
-def finished_logs(log_dir: Path, settings: str) -> dict[str, Any]:
-    """Condition key -> the latest successful full log with these settings."""
-    from inspect_ai.log import list_eval_logs, read_eval_log
+class _Models:
+    """One Inspect model per reference for the whole run (a local model's weights load once)."""
 
-    found: dict[str, Any] = {}
-    if not log_dir.is_dir():
-        return found
-    for info in list_eval_logs(str(log_dir)):
-        try:
-            header = read_eval_log(info, header_only=True)
-        except Exception:  # a log torn by a kill: its condition simply runs again
+    def __init__(self) -> None:
+        self._made: dict[str, Any] = {}
+
+    def get(self, ref: ModelRef) -> Any:
+        key = ref.model_dump_json()
+        if key not in self._made:
+            self._made[key] = get_inspect_model(ref)
+        return self._made[key]
+
+
+def grade_jobs(slots: list[Slot], graders: Graders, grades: dict) -> list[GradeJob]:
+    """Every verdict still missing: decisions Inspect's scorer did not give (or gave under another grader),
+    second-grader and awareness verdicts; failed ones included."""
+    jobs = []
+    for slot in slots:
+        if not slot.filled:
             continue
-        meta = header.eval.metadata or {}
-        if header.status == "success" and meta.get("msm_settings") == settings and meta.get("msm_condition"):
-            previous = found.get(meta["msm_condition"])
-            if previous is None or header.eval.created > previous.eval.created:
-                found[meta["msm_condition"]] = header
-    return found
+        scenario = slot.condition.scenario
+        scored = slot.score is not None and slot.grader == graders.decision.identity
+        if not scored and needs_grading(grades, slot.key, graders.decision):
+            jobs.append(GradeJob(slot.key, scenario, slot.text, graders.decision))
+        second = graders.second
+        if second and in_sample(slot.slot_id, graders.second_share) and needs_grading(grades, slot.key, second):
+            jobs.append(GradeJob(slot.key, scenario, slot.text, second))
+        if graders.awareness and needs_grading(grades, slot.key, graders.awareness):
+            jobs.append(GradeJob(slot.key, scenario, slot.text, graders.awareness))
+    return jobs
+
+
+def _generate(config: AgenticConfig, missing: dict[Condition, list[int]], log_dir: Path, models: _Models,
+              display: str) -> None:
+    from inspect_ai import eval as inspect_eval
+
+    model = models.get(config.model)
+    grader = models.get(config.grader)
+    tasks = [build_task(condition, config, grader, epochs) for condition, epochs in missing.items()]
+    inspect_eval(tasks, model=model, log_dir=str(log_dir), temperature=config.temperature,
+                 max_tokens=config.max_tokens, fail_on_error=False, max_tasks=config.max_tasks,
+                 max_connections=config.max_connections, display=display, log_format="eval", score_display=False)
 
 
 def run_agentic(config: AgenticConfig, out: str | Path, *, display: str = "rich",
                 say: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Run (or resume) the grid; write records.jsonl, summary.json and rates.png under <out>/agentic."""
-    from inspect_ai import eval as inspect_eval
-    from inspect_ai.log import read_eval_log
-
     run = RunDir(out)
     run.write_config(config, f"{STAGE}/config.yaml")
     run.record_prompts(prompt_hashes(EXFILTRATION_PROMPTS + JUDGE_PROMPTS))
@@ -114,28 +195,37 @@ def run_agentic(config: AgenticConfig, out: str | Path, *, display: str = "rich"
     log_dir = stage / "logs"
     conditions = config.conditions()
     settings = config.settings_key()
-    done = finished_logs(log_dir, settings)
-    pending = [c for c in conditions if c.key not in done]
-    say(f"{len(conditions)} conditions x {config.epochs} epochs; {len(conditions) - len(pending)} already finished")
-    run.log(f"agentic: {len(pending)} of {len(conditions)} conditions to run; model {config.model.describe()}, "
+    slots = fill_slots(conditions, config.epochs, finished_logs(log_dir, settings))
+    missing = empty_slots(slots)
+    todo = sum(len(epochs) for epochs in missing.values())
+    say(f"{len(conditions)} conditions x {config.epochs} epochs; {len(slots) - todo} transcripts already there")
+    run.log(f"agentic: {todo} of {len(slots)} transcripts to generate; model {config.model.describe()}, "
             f"grader {config.grader.describe()}")
-    if pending:
-        model = get_inspect_model(config.model)
-        grader = model if config.grader == config.model else get_inspect_model(config.grader)
-        tasks = [build_task(condition, config, grader) for condition in pending]
-        inspect_eval(tasks, model=model, log_dir=str(log_dir), epochs=config.epochs, temperature=config.temperature,
-                     max_tokens=config.max_tokens, fail_on_error=False, max_tasks=config.max_tasks,
-                     max_connections=config.max_connections, display=display, log_format="eval", score_display=False)
-        done = finished_logs(log_dir, settings)
-    missing = [c.key for c in conditions if c.key not in done]
-    logs = [read_eval_log(done[c.key].location) for c in conditions if c.key in done]
-    records = [record for log in logs for record in sample_records(log)]
+    models = _Models()
+    if missing:
+        _generate(config, missing, log_dir, models, display)
+        slots = fill_slots(conditions, config.epochs, finished_logs(log_dir, settings))
+    graders = graders_of(config)
+    grades_path = stage / GRADES
+    jobs = grade_jobs(slots, graders, load_grades(grades_path))
+    if jobs:
+        say(f"{len(jobs)} grader verdicts to get outside Inspect's scorer (retries, second grader, awareness)")
+        run_grade_jobs(jobs, grades_path, models.get, concurrency=config.max_connections)
+    personas = {scenario: config.persona(scenario) for scenario in {c.scenario for c in conditions}}
+    records = build_records(slots, graders, load_grades(grades_path), persona=personas)
     atomic_write_jsonl(stage / "records.jsonl", records)
     summary = summarize(records)
+    headers = [h for group in finished_logs(log_dir, settings).values() for h in group]
+    incomplete = sorted({slot.condition.key for slot in slots if not slot.filled})
     summary.update({
-        "model": config.model.describe(), "grader": config.grader.describe(), "epochs": config.epochs,
-        "temperature": config.temperature, "scratchpad": config.scratchpad, "conditions": len(conditions),
-        "conditions_without_log": missing, "usage": usage_from_logs(logs), "log_dir": str(log_dir),
+        "model": config.model.describe(), "grader": graders.decision.label,
+        "second_grader": graders.second.label if graders.second else None,
+        "second_grader_share": config.second_grader_share if graders.second else None,
+        "eval_awareness": config.eval_awareness, "persona": personas, "model_name": config.model_name,
+        "grid": config.grid, "paper_grid": is_paper_grid(conditions), "conditions": len(conditions),
+        "epochs": config.epochs, "temperature": config.temperature, "max_tokens": config.max_tokens,
+        "scratchpad": config.uses_scratchpad(), "incomplete_conditions": incomplete,
+        "usage": usage_from_logs(headers), "grading_usage": grade_usage(grades_path), "log_dir": str(log_dir),
     })
     run.write_json(f"{STAGE}/summary.json", summary)
     if records:
