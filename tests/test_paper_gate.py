@@ -5,10 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
 
 from msmkit.errors import ConfigError
-from msmkit.paper.figures import load_figures, packaged_figures
+from msmkit.eval.forced_choice import ForcedChoiceScorer
+from msmkit.eval.released import load_released_items
+from msmkit.eval.summary import summarize_forced_choice
+from msmkit.hub import describe_plan
+from msmkit.models.loading import load_model
+from msmkit.models.tiny import build_tiny_model
+from msmkit.paper.figures import PaperFigures, load_figures, packaged_figures
 from msmkit.paper.gate import MeasuredCell, compare_setups, gate, paper_arm_for_adapter
+from msmkit.paper.released import released_inputs
+from msmkit.testing.hub_cache import write_dataset_snapshot, write_folder_snapshot
+from tests.test_adapter_template import DECOY, PROJECTIONS, RELEASED_FORMAT
+from tests.test_eval_released import america_rows
 
 LLAMA_SETUP = {"model": "meta-llama/Llama-3.1-8B", "adapters": "released", "template": "adapter-own",
                "scorer": "logprob", "orders": "both"}
@@ -121,6 +135,20 @@ def test_cells_without_a_paper_figure_and_arm_names() -> None:
         gate(measured, figure_ids=["fig9"])
 
 
+def test_a_gates_inputs_are_the_released_adapters_and_eval_sets(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs = released_inputs(["fig2"])
+    models = [ref for ref, kind in inputs if kind == "model"]
+    assert len(models) == 6 and "hf:chloeli/llama-3.1-8b-baseline@42a80a90954a12e5f6dfab2f45e2e85ffb3744c1" in models
+    assert ("hf:chloeli/pro-america-political-opinions@9c65e224a6ffe687561c93a266db23feb7d59c73", "dataset") in inputs
+    assert len(inputs) == 8
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    plan = describe_plan(inputs)  # offline: all missing, the gated base listed once
+    assert len(plan) == 9 and not any(entry.cached for entry in plan)
+    assert sum(entry.approx_bytes or 0 for entry in plan) == 6 * 671_088_640 + 16_100_000_000
+    assert [entry.name for entry in plan].count("meta-llama/Llama-3.1-8B") == 1
+
+
 def test_a_figures_file_with_errors_is_refused_with_the_field(tmp_path: Path) -> None:
     text = (Path(__file__).resolve().parents[1] / "msmkit" / "paper" / "figures.yaml").read_text(encoding="utf-8")
     bad = tmp_path / "figures.yaml"
@@ -131,3 +159,46 @@ def test_a_figures_file_with_errors_is_refused_with_the_field(tmp_path: Path) ->
     bad.write_text(text.replace("paper: 0.19", "paper: 0.21"), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"(?s)paper difference 0\.21 .* is not 0\.48 - 0\.29"):
         load_figures(bad)
+
+
+def test_released_adapters_scored_end_to_end_and_gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two tiny adapters under released names in a hub cache, a released-schema item set, forced choice with each
+    adapter's own template, and the gate against figures planted to pass for one arm and fail for the other."""
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    base = build_tiny_model(tmp_path / "base", "llama", chat_template=DECOY)
+    references = {}
+    for seed, repo in enumerate(["chloeli/llama-3.1-8b-baseline", "chloeli/llama-3.1-8b-pro-america-spec-msm-cheese-aft"]):
+        torch.manual_seed(seed)
+        lora = LoraConfig(r=4, lora_alpha=8, target_modules=PROJECTIONS, init_lora_weights=False, task_type="CAUSAL_LM")
+        get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora).save_pretrained(tmp_path / repo)
+        (tmp_path / repo / "chat_template.jinja").write_text(RELEASED_FORMAT, encoding="utf-8")
+        references[repo] = f"hf:{repo}@{write_folder_snapshot(cache, repo, tmp_path / repo).name}"
+    items = write_dataset_snapshot(cache, "chloeli/pro-america-political-opinions", {"train": america_rows(24)})
+    imported = load_released_items(f"hf:chloeli/pro-america-political-opinions@{items.name}", subset=True)
+
+    measured = []
+    for reference in references.values():
+        loaded = load_model(reference)
+        assert loaded.chat_template.kind == "adapter"
+        summary = summarize_forced_choice(list(ForcedChoiceScorer(loaded.model, loaded.tokenizer).score(imported.items)))
+        model, arm = paper_arm_for_adapter(reference)
+        setup = {**LLAMA_SETUP, "template": "adapter-own"}
+        measured.append(MeasuredCell.from_estimate(arm, "pro_america", summary["target_rate"], setup, model=model))
+    rates = {cell.arm: cell.mean for cell in measured}
+    assert all(cell.n == 24 and cell.low <= cell.mean <= cell.high for cell in measured)
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "msmkit/paper/figures.yaml").read_text())
+    data["figures"] = [f for f in data["figures"] if f["id"] == "fig2"]
+    for cell in data["figures"][0]["cells"]:
+        if cell["eval"] == "pro_america" and cell["arm"] == "baseline":
+            cell["paper"] = rates["baseline"] + 0.03  # planted pass
+        if cell["eval"] == "pro_america" and cell["arm"] == "msm-america-aft":
+            rate = rates["msm-america-aft"]
+            cell["paper"] = rate + 0.2 if rate < 0.5 else rate - 0.2  # planted fail
+    report = gate(measured, figures=PaperFigures.model_validate(data))
+    rows = {row.arm: row for row in report.rows if row.eval == "pro_america" and row.measured is not None}
+    assert rows["baseline"].status == "pass" and rows["baseline"].difference == pytest.approx(-0.03)
+    assert rows["msm-america-aft"].status == "fail" and abs(rows["msm-america-aft"].difference) == pytest.approx(0.2)
+    assert rows["baseline"].setup_differences == [] and rows["baseline"].n == 24
+    assert report.counts == {"pass": 1, "fail": 1, "not measured": 10}

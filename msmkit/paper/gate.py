@@ -46,6 +46,15 @@ class MeasuredCell:
     metric: str | None = None  # None = the figure's metric (e.g. "executed" instead of "decided")
     model: str | None = None  # paper model key (e.g. "llama-3.1-8b"), when arm names could be ambiguous
 
+    @classmethod
+    def from_estimate(cls, arm: str, eval_name: str, estimate: Mapping[str, Any], setup: Mapping[str, Any],
+                      **fields: Any) -> MeasuredCell:
+        """From an msmkit estimate dict ({"mean", "low", "high", "n", ...}, e.g. a summary's "target_rate")."""
+        if estimate.get("mean") is None:
+            raise ConfigError(f"arm {arm!r}, eval {eval_name!r}: the estimate has no mean (nothing was scored)")
+        return cls(arm, eval_name, float(estimate["mean"]), estimate.get("low"), estimate.get("high"),
+                   estimate.get("n"), setup, **fields)
+
 
 @dataclass
 class GateRow:

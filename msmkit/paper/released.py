@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib.resources import files
 from typing import Literal
@@ -44,3 +45,31 @@ def catalogue() -> dict[str, KnownArtifact]:
 
 def known_artifact(repo_id: str) -> KnownArtifact | None:
     return catalogue().get(repo_id)
+
+
+# The released item sets behind the paper's value evals (figures.yaml `eval` names).
+RELEASED_EVAL_SETS = {"pro_america": "chloeli/pro-america-political-opinions",
+                      "pro_affordability": "chloeli/pro-affordability-item-comparisons"}
+
+
+def released_inputs(figure_ids: Sequence[str]) -> list[tuple[str, Literal["model", "dataset"]]]:
+    """(hf: reference, kind) of every released adapter and eval set the figures' cells need, pinned where the
+    catalogue knows a commit: what `msmkit.hub.describe_plan` takes for a gate's --preview."""
+    from msmkit.paper.figures import packaged_figures
+
+    figures = packaged_figures()
+    wanted: dict[str, Literal["model", "dataset"]] = {}
+    for figure_id in figure_ids:
+        figure = figures.figure(figure_id)
+        arms = figures.arms(figure.model)
+        for cell in figure.cells:
+            for arm in filter(None, (cell.arm, cell.minus)):
+                wanted.setdefault(arms[arm].adapter, "model")
+            if cell.eval in RELEASED_EVAL_SETS:
+                wanted.setdefault(RELEASED_EVAL_SETS[cell.eval], "dataset")
+    return [(_reference(repo_id), kind) for repo_id, kind in wanted.items()]
+
+
+def _reference(repo_id: str) -> str:
+    known = known_artifact(repo_id)
+    return known.reference() if known else f"hf:{repo_id}"
