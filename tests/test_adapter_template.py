@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -173,8 +174,12 @@ def test_no_substitute_template_and_no_silent_masks(adapter_ref: str, tmp_path: 
     other = tmp_path / "other.jinja"
     other.write_text(DECOY.replace("<start_of_turn>model\n", "{% generation %}<start_of_turn>model\n"
                                                               "{% endgeneration %}"), encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"carries its own chat template.*remove aft\.chat_template"):
+    with pytest.raises(ConfigError, match=r"adapter being trained carries its own chat template.*remove "
+                                          r"aft\.chat_template"):
         choose_chat_template(tokenizer, str(other), own=own)
+    # A plain model folder's template (a base model's, say) may be replaced on purpose; the file then trains it.
+    folder_template = replace(own, kind="checkpoint")
+    assert choose_chat_template(tokenizer, str(other), own=folder_template).source == f"file:{other}"
     same = tmp_path / "same.jinja"
     same.write_text(RELEASED_FORMAT, encoding="utf-8")
     assert choose_chat_template(tokenizer, str(same), own=own).prompt_template == RELEASED_FORMAT

@@ -1,8 +1,8 @@
 """Chat templates for AFT: which template trains a model, and the default one for base models.
 
 Assistant-only loss needs `{% generation %}` markers in the template. The rule, in order:
-the adapter's or checkpoint's own template when it carries one (`own`, see below); an explicit
-template file (must have markers); the tokenizer's own template if it has markers; TRL's training
+the adapter's or checkpoint's own template when it carries one (`own`, see below; an explicit file
+may replace a model folder's template, never an adapter's); an explicit template file (must have markers); the tokenizer's own template if it has markers; TRL's training
 variant of a known family's template; our default if the tokenizer has none. A tokenizer template
 without markers that TRL cannot patch is an error, never a silent fallback.
 
@@ -18,6 +18,7 @@ template closes the turn with (the end-of-turn token the model must learn to sto
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -27,6 +28,7 @@ from trl.chat_template_utils import get_training_chat_template, has_generation_m
 
 from msmkit.errors import ConfigError
 
+logger = logging.getLogger(__name__)
 DEFAULT_TEMPLATE_NAME = "msmkit-default"
 TURN_END = "<end_of_turn>"  # the stop marker of the default template
 
@@ -56,7 +58,9 @@ def choose_chat_template(tokenizer, explicit: str | None = None, *, own: Any = N
     """The template AFT trains with. `own` is the adapter's or checkpoint's own template (a
     `msmkit.models.loading.ChatTemplateInfo`, e.g. from `own_chat_template(cfg.model.name)`), or None."""
     if own is not None:
-        return _own_template(own, explicit)
+        chosen = _own_template(own, explicit)
+        if chosen is not None:
+            return chosen
     if explicit:
         path = Path(explicit)
         if not path.is_file():
@@ -85,11 +89,16 @@ def choose_chat_template(tokenizer, explicit: str | None = None, *, own: Any = N
                       "template with {% generation %} ... {% endgeneration %} around each assistant reply")
 
 
-def _own_template(own: Any, explicit: str | None) -> ChosenTemplate:
+def _own_template(own: Any, explicit: str | None) -> ChosenTemplate | None:
+    """The own template as the training template; None when an explicit file replaces a checkpoint folder's."""
     if explicit:
         path = Path(explicit)
         if not path.is_file() or path.read_text(encoding="utf-8") != own.text:
-            raise ConfigError(f"aft.chat_template is set to {explicit}, but the model being trained carries its own "
+            if own.kind != "adapter":  # a model folder's template (often a base model's) may be replaced on purpose
+                logger.warning("aft.chat_template %s replaces the template %s carries (sha256 %s)", explicit,
+                               own.origin, own.sha256[:12])
+                return None
+            raise ConfigError(f"aft.chat_template is set to {explicit}, but the adapter being trained carries its own "
                               f"chat template ({own.origin}, sha256 {own.sha256[:12]}), which is what trains and "
                               "prompts it; remove aft.chat_template")
     if has_generation_markers(own.text):
