@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,10 +64,6 @@ class HubRef:
     def pinned(self) -> bool:
         """True when the revision is a commit hash (the only revision that cannot move)."""
         return bool(self.revision and _COMMIT.match(self.revision))
-
-    @property
-    def repo_type(self) -> str:
-        return self.kind
 
     def text(self) -> str:
         """The canonical reference string (what `parse_ref` reads back)."""
@@ -192,9 +189,15 @@ def resolve(reference: str | HubRef, kind: RepoKind = "model", *, allow_download
         downloaded = True
     _check_complete(ref, path)
     if not ref.pinned:
-        logger.warning("%s is not pinned to a commit; resolved to %s. Write %s@%s to reproduce this run.",
-                       ref.text(), path.name, HF_PREFIX + ref.repo_id, path.name)
+        _warn_unpinned(ref.text(), HF_PREFIX + ref.repo_id, path.name)
     return ResolvedArtifact(ref, path, path.name, downloaded)
+
+
+@cache
+def _warn_unpinned(text: str, repo: str, commit: str) -> None:
+    """Once per reference and commit: loaders resolve the same reference several times."""
+    logger.warning("%s is not pinned to a commit; resolved to %s. Write %s@%s to reproduce this run.",
+                   text, commit, repo, commit)
 
 
 def _check_complete(ref: HubRef, path: Path) -> None:
