@@ -108,7 +108,7 @@ def _own_template(own: Any, explicit: str | None) -> ChosenTemplate | None:
 
 
 _WRAPPER_MACRO = "msmkit_own_template"
-# {{ ... }} pieces of the wrapper; the own template is pasted verbatim into the macro body between them.
+# The wrapper's head and tail; the own template goes verbatim between them, as the body of a macro.
 _WRAPPER_HEAD = "{% macro " + _WRAPPER_MACRO + "(messages, add_generation_prompt) %}\n"
 _WRAPPER_TAIL = """{% endmacro %}
 {%- set msmkit = namespace(emitted='') -%}
