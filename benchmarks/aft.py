@@ -75,7 +75,7 @@ def _serve(latency: float, ready: "multiprocessing.Queue[object]", stop: "multip
 
 
 def generation_benchmark(examples: int, latency: float, concurrency: int) -> dict[str, object]:
-    from msmkit.generate.aft import AftConfig, generate_aft
+    from msmkit.generate.aft import AftDataConfig, generate_aft
     from msmkit.llm.types import LLMConfig
 
     context = multiprocessing.get_context("spawn")
@@ -88,7 +88,7 @@ def generation_benchmark(examples: int, latency: float, concurrency: int) -> dic
         with tempfile.TemporaryDirectory() as scratch:
             llm = LLMConfig(provider="openai_compatible", model="bench", base_url=url, concurrency=concurrency,
                             cache_path=str(Path(scratch) / "cache.sqlite"), price={"input": 0.0, "output": 0.0})
-            config = AftConfig(generator=llm, identity={"model_name": "Llama", "provider_name": "Meta"})
+            config = AftDataConfig(generator=llm, identity={"model_name": "Llama", "provider_name": "Meta"})
             config.counts.examples = examples
             config.counts.questions_per_request = 5
             spec = Path(__file__).resolve().parents[1] / "examples" / "specs" / "cheese_pro_america.md"

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/train.py [--steps 3] [--max-length 512] [--batch 2] [--model embedded]
 
 Each case runs in its own process (so its peak resident memory is its own) through the real stage code
-(`msmkit.train.run_stage`) on a corpus of mixed-length documents (30 to 1,500 tokens), and reports real
+(`msmkit.train.train_model`) on a corpus of mixed-length documents (30 to 1,500 tokens), and reports real
 (non-padding) tokens trained per second, the padding fraction and the peak RSS. A separate case measures
 one forward + backward on the same batch two ways: TRL's fused LM head (vocabulary tiles, what training
 uses) and the full (tokens x 262k) fp32 logits, to show the memory the chunked loss saves.
@@ -41,7 +41,7 @@ def write_corpus(path: Path, documents: int, seed: int = 0) -> None:
 
 
 def run_case(args: argparse.Namespace) -> dict:
-    from msmkit.train import MidtrainConfig, run_stage
+    from msmkit.train import MidtrainConfig, train_model
 
     lora, packed = args.case.startswith("lora"), args.case.endswith("packed") and "unpacked" not in args.case
     cfg = MidtrainConfig.model_validate({
@@ -51,7 +51,7 @@ def run_case(args: argparse.Namespace) -> dict:
         "guards": {"allow_few_steps": True}, "checkpoints": {"save_steps": 10_000, "resume": False},
         "logging_steps": 1})
     with tempfile.TemporaryDirectory() as out:
-        record = run_stage("midtrain", cfg, out).record
+        record = train_model("midtrain", cfg, out).record
     return {"case": args.case, "steps": record["steps"], "real_tokens_trained": record["processed_tokens"],
             "seconds": round(record["seconds"], 1), "tokens_per_second": round(record["tokens_per_second"], 1),
             "padding_fraction": round(record["padding_fraction"], 4), "peak_rss_mib": round(peak_rss_mib())}

@@ -91,6 +91,17 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{target}: not UTF-8 text; save the config as UTF-8") from None
 
 
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` laid over it; nested mappings merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(path: str | Path, model: type[ModelT], section: str | None = None) -> ModelT:
     """Load a YAML file (or one top-level `section` of it) into `model`."""
     data = load_yaml(path)

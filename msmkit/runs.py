@@ -19,6 +19,11 @@ from msmkit.io import atomic_write_json, atomic_write_text, read_json
 from msmkit.llm.types import LLMResponse, Usage
 from msmkit.secrets import redact
 
+USAGE_FILE = "usage.json"
+PROMPTS_FILE = "prompts.json"
+VERSIONS_FILE = "versions.json"
+RUN_FILE = "run.json"
+LOG_FILE = "log.txt"
 TRACKED_PACKAGES = (
     "msmkit", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "anthropic",
     "openai", "pydantic", "inspect-ai", "inspect-evals", "sentence-transformers", "gguf",
@@ -89,18 +94,18 @@ class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self.usage = UsageLedger(self.path / "usage.json")
+        self.usage = UsageLedger(self.path / USAGE_FILE)
         self.logger = self._make_logger()
-        if not (self.path / "run.json").exists():
-            atomic_write_json(self.path / "run.json", {"created": _now(), "argv": [redact(a) for a in sys.argv]})
-        self.write_json("versions.json", package_versions())
+        if not (self.path / RUN_FILE).exists():
+            atomic_write_json(self.path / RUN_FILE, {"created": _now(), "argv": [redact(a) for a in sys.argv]})
+        self.write_json(VERSIONS_FILE, package_versions())
 
     def _make_logger(self) -> logging.Logger:
         logger = logging.getLogger(f"msmkit.run.{self.path.resolve()}")
         logger.setLevel(logging.INFO)
         logger.propagate = False
         if not logger.handlers:
-            handler = logging.FileHandler(self.path / "log.txt", encoding="utf-8")
+            handler = logging.FileHandler(self.path / LOG_FILE, encoding="utf-8")
             handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(message)s"))
             logger.addHandler(handler)
         return logger
@@ -122,10 +127,10 @@ class RunDir:
         return self.write_text(relative, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
     def record_prompts(self, hashes: dict[str, str]) -> None:
-        path = self.path / "prompts.json"
+        path = self.path / PROMPTS_FILE
         existing = read_json(path) if path.exists() else {}
         existing.update(hashes)
-        self.write_json("prompts.json", existing)
+        self.write_json(PROMPTS_FILE, existing)
 
     def record_usage(self, stage: str, response: LLMResponse) -> None:
         self.usage.add(stage, response)
@@ -145,3 +150,9 @@ class RunDir:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def usage_totals(folder: Path) -> dict[str, Any]:
+    """The `total` block of a run folder's usage record (empty when it made no LLM calls)."""
+    path = folder / USAGE_FILE
+    return read_json(path).get("total", {}) if path.exists() else {}

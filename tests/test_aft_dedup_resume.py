@@ -61,8 +61,8 @@ def test_dedup_merges_paraphrases_and_keeps_distinct_questions(tmp_path: Path, p
 WORKER = """
 import sys
 from pathlib import Path
-from msmkit.generate.aft import AftConfig, generate_aft
-config = AftConfig.model_validate_json(Path(sys.argv[1]).read_text())
+from msmkit.generate.aft import AftDataConfig, generate_aft
+config = AftDataConfig.model_validate_json(Path(sys.argv[1]).read_text())
 generate_aft(sys.argv[2], config, sys.argv[3])
 """
 
@@ -84,7 +84,7 @@ def test_kill_and_resume_requests_nothing_already_answered(tmp_path: Path, paper
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         worker = subprocess.Popen([sys.executable, "-c", WORKER, str(config_path), str(spec), str(out)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        responses_log = out / "stages" / "responses.jsonl"
+        responses_log = out / "steps" / "responses.jsonl"
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and worker.poll() is None:
             if responses_log.exists() and responses_log.read_text().count("\n") >= 15:
@@ -95,8 +95,8 @@ def test_kill_and_resume_requests_nothing_already_answered(tmp_path: Path, paper
         worker.wait()
         time.sleep(0.3)  # let requests that were in flight at the kill finish on the server
         answered = {r["task"] for r in rows(responses_log) if r.get("answered")}
-        judged = {r["task"] for r in rows(out / "stages" / "judge.jsonl")} if (out / "stages" / "judge.jsonl").exists() else set()
-        question_tasks = {r["task"] for r in rows(out / "stages" / "questions.jsonl")}
+        judged = {r["task"] for r in rows(out / "steps" / "judge.jsonl")} if (out / "steps" / "judge.jsonl").exists() else set()
+        question_tasks = {r["task"] for r in rows(out / "steps" / "questions.jsonl")}
         assert 15 <= len(answered) < 60
         server.reset_stats()
         result = generate_aft(spec, config, out)
@@ -104,12 +104,12 @@ def test_kill_and_resume_requests_nothing_already_answered(tmp_path: Path, paper
     texts = {q["id"]: q["text"] for q in rows(out / "questions.jsonl")}
     asked_again = {_question(r) for r in rerun if "A user sends you this message" in r.text}
     assert not {texts[task] for task in answered} & asked_again
-    response_log = rows(out / "stages" / "responses.jsonl")
+    response_log = rows(out / "steps" / "responses.jsonl")
     assert len(response_log) == len({r["task"] for r in response_log})  # every question answered once
     assert len(asked_again) == result.stats["questions"]["answered"] - len(answered)
-    assert result.stats["stages"]["responses"]["reused"] == len(answered)
-    assert result.stats["stages"]["judge"]["reused"] == len(judged)
-    assert result.stats["stages"]["questions"]["reused"] == len(question_tasks)
+    assert result.stats["steps"]["responses"]["reused"] == len(answered)
+    assert result.stats["steps"]["judge"]["reused"] == len(judged)
+    assert result.stats["steps"]["questions"]["reused"] == len(question_tasks)
     assert sum(1 for r in rerun if "different messages that a user" in r.text) == \
         result.stats["questions"]["requests"] - len(question_tasks)
     assert server.stats.by_prompt and max(server.stats.by_prompt.values()) == 1

@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 
 from msmkit.data.chat import read_chat_dataset
-from msmkit.generate.aft import AftConfig, generate_aft
+from msmkit.generate.aft import AftDataConfig, generate_aft
 from msmkit.llm.types import LLMConfig
 from msmkit.testing import FakeLLMServer
 from tests.aft_script import AftScript
 
 
-def scripted_config(server: FakeLLMServer, cache: Path, **updates: Any) -> AftConfig:
+def scripted_config(server: FakeLLMServer, cache: Path, **updates: Any) -> AftDataConfig:
     llm = LLMConfig(provider="openai_compatible", model="scripted", base_url=server.openai_base_url,
                     cache_path=str(cache / "llm.sqlite"), concurrency=8, max_retries=1, retry_base_delay_s=0.01)
-    config = AftConfig(generator=llm, identity={"model_name": "Llama", "provider_name": "Meta"})
+    config = AftDataConfig(generator=llm, identity={"model_name": "Llama", "provider_name": "Meta"})
     for key, value in updates.items():
         setattr(config, key, value)
     return config
@@ -142,7 +142,7 @@ def test_malformed_think_and_other_identities_are_dropped_and_counted(tmp_path: 
 def test_base_model_generator_needs_heading_domains(tmp_path: Path, spec_path: Path) -> None:
     from msmkit.errors import ConfigError
 
-    config = AftConfig(generator=LLMConfig(provider="local", model="embedded"))
+    config = AftDataConfig(generator=LLMConfig(provider="local", model="embedded"))
     with pytest.raises(ConfigError, match="domains_from: headings"):
         generate_aft(spec_path, config, tmp_path / "run")
 

@@ -37,7 +37,7 @@ def run(script: CorpusScript, tmp_path: Path, spec: Path, out: str = "run", judg
 def test_short_answers_are_topped_up_and_long_ones_trimmed(tmp_path, cheese) -> None:
     script = CorpusScript(fewer={"domains": 1, "assertions": 2, "ideas": 1}, more={"subdomains": 2, "doc_types": 3})
     result, _ = run(script, tmp_path, cheese)
-    stages = result.stats["stages"]
+    stages = result.stats["steps"]
     tree = json.loads((result.out_dir / "tree.json").read_text())
     assert len(tree) == 2 and all(len(domain["subdomains"]) == 2 for domain in tree)
     for domain in tree:
@@ -94,7 +94,7 @@ def test_model_written_names_never_become_paths(tmp_path, cheese) -> None:
     assert not any(p.name == "x" or "Same" in p.name for p in everything)
     assert not (tmp_path.parent / "etc").exists()
     # Every idea is logged under its own id, so neither same-named idea overwrote the other.
-    logged = {record["task"] for record in read_jsonl(result.out_dir / "stages" / "documents.jsonl")}
+    logged = {record["task"] for record in read_jsonl(result.out_dir / "steps" / "documents.jsonl")}
     assert {row["id"] for row in titled} <= logged
 
 
@@ -108,7 +108,7 @@ def test_a_spec_quote_that_is_not_in_the_spec_is_flagged_and_replaced(tmp_path, 
     spec_text = cheese.read_text()
     subs = [sub for domain in tree for sub in domain["subdomains"]]
     assert len(subs) == 4 and all(sub["excerpt_verified"] and sub["spec_excerpt"] in spec_text for sub in subs)
-    assert result.stats["stages"]["subdomains"]["items_rejected"] == 1
+    assert result.stats["steps"]["subdomains"]["items_rejected"] == 1
 
 
 def test_a_failing_call_never_fails_its_stage_and_the_next_run_asks_again(tmp_path, cheese) -> None:
@@ -120,19 +120,19 @@ def test_a_failing_call_never_fails_its_stage_and_the_next_run_asks_again(tmp_pa
         data = config_dict(server.openai_base_url, str(tmp_path / "cache.sqlite"), counts={"max_topup_rounds": 0})
         config = CorpusConfig.model_validate(data)
         first = generate_corpus(cheese, config, tmp_path / "run")
-        assert first.stats["stages"]["documents"]["failed"] == 1
+        assert first.stats["steps"]["documents"]["failed"] == 1
         assert first.stats["drops"] == {"call_failed": 1} and first.stats["documents"]["kept"] == 15
         second = generate_corpus(cheese, config, tmp_path / "run")
     assert second.stats["documents"]["kept"] == 16 and second.stats["drops"] == {}
-    assert second.stats["stages"]["documents"]["requests"] == 1  # only the failed one was asked again
+    assert second.stats["steps"]["documents"]["requests"] == 1  # only the failed one was asked again
 
 
 def test_a_torn_last_line_is_skipped_and_cut_before_appending(tmp_path) -> None:
-    from msmkit.generate.corpus.store import StageLog
+    from msmkit.generate.step_log import StepLog
 
     path = tmp_path / "stage.jsonl"
     path.write_text('{"task": "a", "answered": true}\n{"task": "b", "answ')
-    log = StageLog(path)
+    log = StepLog(path)
     assert list(log.records) == ["a"]
     log.append({"task": "c", "answered": True})
     log.close()

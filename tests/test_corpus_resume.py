@@ -26,7 +26,7 @@ def worker(server: FakeLLMServer, cache: Path, spec: Path, out: Path) -> subproc
 def test_a_killed_run_resumes_and_re_requests_nothing_already_answered(tmp_path, paper_specs_dir) -> None:
     spec = paper_specs_dir / "pro_america_cheese.txt"
     out = tmp_path / "run"
-    documents_log = out / "stages" / "documents.jsonl"
+    documents_log = out / "steps" / "documents.jsonl"
     script = CorpusScript()
     with FakeLLMServer(script, latency_s=0.1) as server:
         first = worker(server, tmp_path / "cache-1.sqlite", spec, out)
@@ -38,7 +38,7 @@ def test_a_killed_run_resumes_and_re_requests_nothing_already_answered(tmp_path,
         assert first.poll() is None, f"the worker ended before the kill: {first.communicate()}"
         first.send_signal(signal.SIGKILL)
         first.wait()
-        logged = {stage.stem: list(read_jsonl(stage)) for stage in (out / "stages").glob("*.jsonl")}
+        logged = {stage.stem: list(read_jsonl(stage)) for stage in (out / "steps").glob("*.jsonl")}
         documents_before = len(logged["documents"])
         assert 6 <= documents_before < 40, documents_before  # killed mid-stage: 40 documents planned
         before = server.stats.completions

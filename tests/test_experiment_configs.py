@@ -32,7 +32,7 @@ def test_the_readme_shows_what_preview_computes(path: Path, tmp_path: Path) -> N
 def test_the_quickstart_config_is_packaged_and_previews_for_free(tmp_path: Path) -> None:
     preview = preview_experiment(quickstart_config(), tmp_path / "run")
     assert preview.cost_usd == 0.0  # the embedded model, local
-    assert {s.kind for s in preview.stages} == {"corpus", "aftdata", "midtrain", "aft", "eval"}
+    assert {s.kind for s in preview.stages} == {"corpus", "aftdata", "midtrain", "aft", "eval-values", "eval-capability"}
 
 
 def test_config_errors_name_the_file_and_the_field(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def test_a_grid_of_arms_and_two_seeds_runs_end_to_end_and_shares_its_stages(tmp_
     assert kinds["midtrain"] == 3 * 2
     assert kinds["aft"] == 5 * 2 + 2 * 2
     models = 1 + 2 + kinds["aft"]  # base (its seeds share one deterministic eval), msm-only x 2, AFT models
-    assert kinds["eval"] == 2 * models
+    assert kinds["eval-values"] == kinds["eval-capability"] == models
     assert again.executed == [] and len(again.reused) == len(outcome.executed)
 
     rows = _results(outcome.report_md)
@@ -193,7 +193,7 @@ def test_the_report_renders_in_chromium_and_escapes_model_text(tmp_path, tiny, p
         assert f">{heading}<" in dom, heading
     assert "One training seed" in dom and "america-msm" in dom
     assert screenshot(outcome.report_html, tmp_path / "report.png").stat().st_size > 20_000
-    assert json.loads((tmp_path / "run" / "plan.json").read_text())["cells"][1]["arm"] == "america-msm"
+    assert json.loads((tmp_path / "run" / "plan.json").read_text())["points"][1]["arm"] == "america-msm"
 
 
 def test_an_agentic_eval_scores_every_arm_through_inspect(tmp_path, paper_specs_dir) -> None:

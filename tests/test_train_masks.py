@@ -9,9 +9,9 @@ from transformers import AutoTokenizer
 
 from msmkit.errors import ConfigError
 from msmkit.models.tiny import build_tiny_tokenizer
-from msmkit.train.config import StageConfig, load_train_config
+from msmkit.train.config import TrainStageConfig, load_train_config
 from msmkit.train.data import IGNORE, read_chats, tokenize_chats, tokenize_documents
-from msmkit.train.stage import TooFewStepsError, check_step_guard, planned_steps
+from msmkit.train.trainer import TooFewStepsError, check_step_guard, planned_steps
 from msmkit.train.templates import DEFAULT_TEMPLATE_NAME, choose_chat_template, default_chat_template
 
 COT = "<think>The spec values honesty; say so plainly.</think>Honesty first: I would tell them."
@@ -113,7 +113,7 @@ def test_documents_end_with_eos_and_train_every_token(tokenizer):
 
 
 def test_step_guard_fires_and_explains():
-    cfg = StageConfig()
+    cfg = TrainStageConfig()
     stats = {"sequences": 248, "max_length": 4096}
     planned = planned_steps(248, cfg, processes=1)
     assert planned == 31

@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from msmkit.errors import MsmError
 from msmkit.models.loading import load_causal_lm
 from msmkit.models.tiny import tiny_model_dir
-from msmkit.train import AftConfig, MidtrainConfig, TooFewStepsError, run_stage
+from msmkit.train import AftTrainConfig, MidtrainConfig, TooFewStepsError, train_model
 from msmkit.train.templates import default_chat_template
 
 SENTENCES = ["The model tells the truth even when it costs it something.",
@@ -77,7 +77,7 @@ def corpus_loss(model, tokenizer, corpus: Path) -> float:
 @pytest.fixture(scope="module")
 def midtrained(tiny, corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("midtrain")
-    return run_stage("midtrain", stage_config(MidtrainConfig, tiny, corpus), out)
+    return train_model("midtrain", stage_config(MidtrainConfig, tiny, corpus), out)
 
 
 def test_midtraining_lowers_loss_and_adapter_loads_with_peft(tiny, corpus, midtrained):
@@ -100,8 +100,8 @@ def test_midtraining_lowers_loss_and_adapter_loads_with_peft(tiny, corpus, midtr
 
 
 def test_aft_continues_the_midtraining_adapter_with_the_saved_template(midtrained, chats, tmp_path):
-    cfg = stage_config(AftConfig, midtrained.model_dir, chats, checkpoints={"save_merged": True})
-    result = run_stage("aft", cfg, tmp_path / "aft")
+    cfg = stage_config(AftTrainConfig, midtrained.model_dir, chats, checkpoints={"save_merged": True})
+    result = train_model("aft", cfg, tmp_path / "aft")
     merged = tmp_path / "aft" / "merged"  # plain weights for vLLM / Inspect's hf provider
     AutoModelForCausalLM.from_pretrained(merged)
     assert AutoTokenizer.from_pretrained(merged).chat_template == default_chat_template()
@@ -118,13 +118,13 @@ def test_aft_continues_the_midtraining_adapter_with_the_saved_template(midtraine
     assert before.keys() == after.keys()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the same adapter, trained further
     assert record["losses"][-1] < record["losses"][0]
-    again = run_stage("aft", cfg, tmp_path / "aft")  # unchanged inputs: not trained twice
+    again = train_model("aft", cfg, tmp_path / "aft")  # unchanged inputs: not trained twice
     assert again.skipped and again.record["fingerprint"] == record["fingerprint"]
 
 
 def test_aft_fresh_adapter_on_the_merged_midtraining_model(midtrained, chats, tmp_path):
-    cfg = stage_config(AftConfig, midtrained.model_dir, chats, init="fresh", optim={"max_steps": 1})
-    result = run_stage("aft", cfg, tmp_path / "fresh")
+    cfg = stage_config(AftTrainConfig, midtrained.model_dir, chats, init="fresh", optim={"max_steps": 1})
+    result = train_model("aft", cfg, tmp_path / "fresh")
     assert result.record["init"] == "merged-then-fresh-lora"
     config = json.loads((result.model_dir / "adapter_config.json").read_text())
     assert Path(config["base_model_name_or_path"]) == (tmp_path / "fresh" / "base").resolve()
@@ -134,7 +134,7 @@ def test_aft_fresh_adapter_on_the_merged_midtraining_model(midtrained, chats, tm
 
 def test_full_fine_tuning_saves_full_weights(tiny, corpus, tmp_path):
     cfg = stage_config(MidtrainConfig, tiny, corpus, lora={"enabled": False}, optim={"max_steps": 2})
-    result = run_stage("midtrain", cfg, tmp_path / "full")
+    result = train_model("midtrain", cfg, tmp_path / "full")
     assert result.record["init"] == "full" and result.record["steps"] == 2
     assert (result.model_dir / "model.safetensors").is_file()
     assert not (result.model_dir / "adapter_config.json").exists()
@@ -144,7 +144,7 @@ def test_full_fine_tuning_saves_full_weights(tiny, corpus, tmp_path):
 def test_step_guard_refuses_before_training(tiny, corpus, tmp_path):
     cfg = stage_config(MidtrainConfig, tiny, corpus, guards={"allow_few_steps": False, "min_optimizer_steps": 100})
     with pytest.raises(TooFewStepsError, match="lower the batch size"):
-        run_stage("midtrain", cfg, tmp_path / "guarded")
+        train_model("midtrain", cfg, tmp_path / "guarded")
     assert not list((tmp_path / "guarded").glob("checkpoint-*"))
 
 
@@ -159,17 +159,17 @@ class CrashAfterSave(TrainerCallback):
 
 def test_resume_mid_stage_matches_uninterrupted_run(tiny, corpus, tmp_path):
     cfg = stage_config(MidtrainConfig, tiny, corpus, optim={"max_steps": 6}, checkpoints={"save_steps": 3})
-    whole = run_stage("midtrain", cfg, tmp_path / "whole")
+    whole = train_model("midtrain", cfg, tmp_path / "whole")
     with pytest.raises(Crash, match="step 3"):
-        run_stage("midtrain", cfg, tmp_path / "split", callbacks=[CrashAfterSave()])
-    resumed = run_stage("midtrain", cfg, tmp_path / "split")
+        train_model("midtrain", cfg, tmp_path / "split", callbacks=[CrashAfterSave()])
+    resumed = train_model("midtrain", cfg, tmp_path / "split")
     assert resumed.record["resumed_from"].endswith("checkpoint-3") and resumed.record["steps"] == 6
     # The checkpoint carries the log of steps 1-3; steps 4-6 are trained again after the crash.
     assert len(resumed.record["losses"]) == 6
     assert resumed.record["losses"] == pytest.approx(whole.record["losses"], rel=1e-4)
     changed = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"learning_rate": 1e-3})})
     with pytest.raises(MsmError, match="another config"):  # never resumes checkpoints of a different run
-        run_stage("midtrain", changed, tmp_path / "split")
+        train_model("midtrain", changed, tmp_path / "split")
     first = load_file(whole.model_dir / "adapter_model.safetensors")
     second = load_file(resumed.model_dir / "adapter_model.safetensors")
     for key in first:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Optional
 
@@ -211,18 +210,7 @@ def seeds(
 
 
 def register(app: typer.Typer) -> None:
+    from msmkit.cli.eval_agentic import register as register_agentic  # agentic, open QA and reasoning
+
+    register_agentic(eval_app)
     app.add_typer(eval_app, name="eval")
-
-
-def _register_extensions() -> None:
-    """Agentic misalignment, open QA and reasoning analysis live in msmkit.cli.eval_agentic (optional)."""
-    try:
-        module = importlib.import_module("msmkit.cli.eval_agentic")
-    except ModuleNotFoundError as exc:
-        if exc.name == "msmkit.cli.eval_agentic":
-            return
-        raise
-    module.register(eval_app)
-
-
-_register_extensions()

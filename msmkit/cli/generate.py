@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Optional
 
@@ -47,6 +46,8 @@ def corpus(
 ) -> None:
     """Build the midtraining corpus: spec -> domains -> subdomains -> assertions -> types -> ideas -> documents."""
     from msmkit.generate.corpus import generate_corpus, load_corpus_config
+    from msmkit.stages.contract import FileInput, StageEnv
+    from msmkit.stages.corpus import CORPUS, CorpusJob
 
     console = Console(stderr=True)
     settings = load_corpus_config(config)
@@ -56,31 +57,31 @@ def corpus(
         settings.decompose = decompose  # type: ignore[assignment]
     if documents is not None:
         settings.counts.documents = documents
-    result = generate_corpus(spec, settings, out, preview=preview,
-                             report=lambda message: console.print(escape(message), highlight=False))
-    if result.preview is not None:
+    say = lambda message: console.print(escape(message), highlight=False)  # noqa: E731
+    if preview:
+        result = generate_corpus(spec, settings, out, preview=True, report=say)
         _print_preview(result.preview, Console())
         return
-    stats = result.stats or {}
-    kept = stats.get("documents", {})
+    outputs = CORPUS.run(CorpusJob(FileInput(spec), settings), out, StageEnv.standalone(say))
+    kept = outputs.documents
     console.print(f"[bold green]corpus:[/] {kept.get('kept')} of {kept.get('target')} documents -> "
-                  f"{escape(str(result.out_dir / 'corpus.jsonl'))} (HF dataset: {escape(str(result.out_dir / 'dataset'))})")
-    total = stats.get("usage", {}).get("total", {})
+                  f"{escape(str(outputs.documents_file))} (HF dataset: {escape(str(out / outputs.DATASET))})")
+    _print_usage(console, out)
+    console.print(f"stats {escape(str(out / outputs.STATS))}, plot {escape(str(out / outputs.PLOT))}")
+    if outputs.quality_note:
+        console.print(f"[yellow]note:[/] {escape(outputs.quality_note)}")
+
+
+def _print_usage(console: Console, out: Path) -> None:
+    from msmkit.runs import usage_totals
+
+    total = usage_totals(out)
     console.print(f"tokens in/out {int(total.get('input_tokens', 0)):,}/{int(total.get('output_tokens', 0)):,}, "
-                  f"cost ${total.get('cost_usd', 0.0):.2f}; stats {escape(str(result.out_dir / 'stats.json'))}, "
-                  f"plot {escape(str(result.out_dir / 'corpus_stats.png'))}")
-    if stats.get("quality_note"):
-        console.print(f"[yellow]note:[/] {escape(stats['quality_note'])}")
+                  f"cost ${total.get('cost_usd', 0.0):.2f}")
 
 
 def register(app: typer.Typer) -> None:
+    from msmkit.cli.generate_aft import register as register_aft
+
+    register_aft(generate_app)
     app.add_typer(generate_app, name="generate")
-
-
-try:  # the AFT generators add their commands to the same group
-    _aft = importlib.import_module("msmkit.cli.generate_aft")
-except ModuleNotFoundError as exc:
-    if exc.name != "msmkit.cli.generate_aft":
-        raise
-else:
-    _aft.register(generate_app)

@@ -31,18 +31,31 @@ def _settings(config: Path, examples: Optional[int], style: Optional[str]) -> An
     return settings
 
 
-def _summary(console: Console, stats: dict[str, Any], out_dir: Path) -> None:
+def _run_aft(mode: str, spec: Path, settings: Any, out: Path) -> None:
+    from msmkit.stages.aft_data import AFT_DATA, AftDataJob
+    from msmkit.stages.contract import FileInput, StageEnv
+
+    console = _console()
+    outputs = AFT_DATA.run(AftDataJob(mode, FileInput(spec), settings), out,  # type: ignore[arg-type]
+                           StageEnv.standalone(lambda message: console.print(escape(message), highlight=False)))
+    _summary(console, outputs)
+
+
+def _summary(console: Console, outputs: Any) -> None:
+    from msmkit.runs import usage_totals
+
+    stats = outputs.statistics()
     examples, judge, questions = stats["examples"], stats["judge"], stats["questions"]
     rate = judge["pass_rate_all_rounds"]
     console.print(f"[bold green]aft:[/] {examples['kept']} of {examples['target']} examples -> "
-                  f"{escape(str(out_dir / 'aft_cot.jsonl'))} and {escape(str(out_dir / 'aft_nocot.jsonl'))} "
-                  f"(datasets: dataset_cot/, dataset_nocot/)")
+                  f"{escape(str(outputs.chat_file(cot=True)))} and {escape(str(outputs.chat_file(cot=False)))} "
+                  f"(datasets: {outputs.DATASET_WITH_COT}/, {outputs.DATASET_WITHOUT_COT}/)")
     console.print(f"questions {questions['unique']} unique of {questions['raw']} ({questions['near_duplicates']} near "
                   f"duplicates); judge pass rate {'n/a' if rate is None else f'{rate:.0%}'} over {judge['judged']} "
                   f"judged; drops: {escape(str(stats['drops'] or 'none'))}")
-    total = stats.get("usage", {}).get("total", {})
+    total = usage_totals(outputs.folder)
     console.print(f"tokens in/out {int(total.get('input_tokens', 0)):,}/{int(total.get('output_tokens', 0)):,}, "
-                  f"cost ${total.get('cost_usd', 0.0):.2f}; stats {escape(str(out_dir / 'stats.json'))}")
+                  f"cost ${total.get('cost_usd', 0.0):.2f}; stats {escape(str(outputs.folder / outputs.STATS))}")
     if examples["shortfall"]:
         console.print(f"[yellow]short by {examples['shortfall']}:[/] rerun to retry failed calls, or raise "
                       "counts.max_rounds")
@@ -62,36 +75,21 @@ def register(generate_app: typer.Typer) -> None:
             style: Optional[str] = typer.Option(None, "--style", help="value | rule | deliberative | value_free; "
                                                 "overrides the config.")) -> None:
         """AFT chat data: domains -> questions -> dedup -> <think> responses -> judge -> backfill -> CoT and no-CoT sets."""
-        from msmkit.generate.aft import generate_aft
-
-        console = _console()
-        result = generate_aft(spec, _settings(config, examples, style), out,
-                              report=lambda message: console.print(escape(message), highlight=False))
-        _summary(console, result.stats, result.out_dir)
+        _run_aft("aft", spec, _settings(config, examples, style), out)
 
     @generate_app.command("deliberative")
     def deliberative(spec: Path = spec_option, config: Path = config_option,
                      out: Path = typer.Option(Path("runs/deliberative"), "--out", help="Run folder (resumable)."),
                      examples: Optional[int] = examples_option) -> None:
         """Deliberative-alignment baseline: reasoning quotes the spec (checked), training prompts carry no spec."""
-        from msmkit.generate.baselines.deliberative import generate_deliberative
-
-        console = _console()
-        result = generate_deliberative(spec, _settings(config, examples, None), out,
-                                       report=lambda message: console.print(escape(message), highlight=False))
-        _summary(console, result.stats, result.out_dir)
+        _run_aft("deliberative", spec, _settings(config, examples, None), out)
 
     @generate_app.command("anti-spec")
     def anti_spec(spec: Path = spec_option, config: Path = config_option,
                   out: Path = typer.Option(Path("runs/anti_spec"), "--out", help="Run folder (resumable)."),
                   examples: Optional[int] = examples_option) -> None:
-        """Anti-spec baseline: invert the spec with the generator (saved as <out>/anti_spec.md), then AFT data from it."""
-        from msmkit.generate.baselines.anti_spec import generate_anti_spec
-
-        console = _console()
-        result = generate_anti_spec(spec, _settings(config, examples, None), out,
-                                    report=lambda message: console.print(escape(message), highlight=False))
-        _summary(console, result.stats, result.out_dir)
+        """Anti-spec baseline: invert the spec with the generator (saved in the run folder), then AFT data from it."""
+        _run_aft("anti", spec, _settings(config, examples, None), out)
 
     @generate_app.command("neutral")
     def neutral(match: Path = typer.Option(..., "--match", help="MSM corpus JSONL (`text` column) to match in tokens."),
@@ -99,16 +97,16 @@ def register(generate_app: typer.Typer) -> None:
                                             "(examples/configs/aft_neutral.yaml)."),
                 out: Path = typer.Option(Path("runs/neutral"), "--out", help="Run folder (resumable).")) -> None:
         """Token-matched neutral corpus for the control arm: everyday documents, no spec content."""
-        from msmkit.generate.baselines.neutral import generate_neutral, load_neutral_config
+        from msmkit.generate.baselines.neutral import load_neutral_config
+        from msmkit.stages.contract import FileInput, StageEnv
+        from msmkit.stages.neutral import NEUTRAL, NeutralJob
 
         console = _console()
-        result = generate_neutral(match, load_neutral_config(config), out,
-                                  report=lambda message: console.print(escape(message), highlight=False))
-        stats = result.stats
-        console.print(f"[bold green]neutral:[/] {stats['documents']} documents, {stats['achieved_tokens']:,} of "
-                      f"{stats['target_tokens']:,} tokens ({stats['token_count_method']}) -> "
-                      f"{escape(str(result.out_dir / 'neutral.jsonl'))}")
-        if not stats["within_tolerance"]:
+        outputs = NEUTRAL.run(NeutralJob(FileInput(match), load_neutral_config(config)), out,
+                              StageEnv.standalone(lambda message: console.print(escape(message), highlight=False)))
+        console.print(f"[bold green]neutral:[/] {outputs.documents} documents, {outputs.tokens:,} of "
+                      f"{outputs.target_tokens:,} tokens -> {escape(str(outputs.documents_file))}")
+        if not outputs.within_tolerance:
             console.print("[yellow]not within tolerance:[/] rerun to continue, or raise max_rounds")
 
     @generate_app.command("mix")
@@ -122,21 +120,13 @@ def register(generate_app: typer.Typer) -> None:
                                                     "(else ~4 chars/token)."),
             seed: int = typer.Option(0, "--seed")) -> None:
         """Blend a general instruction dataset into AFT data at a token or row ratio."""
-        from msmkit.data.chat import make_token_counter, read_chat_dataset, write_jsonl_and_dataset
-        from msmkit.data.mix import mix_datasets
-        from msmkit.io import atomic_write_json
+        from msmkit.data.mix import mix_files
 
         if by not in ("tokens", "rows"):
             raise ConfigError(f"--by must be 'tokens' or 'rows', got {by!r}")
-        count, method = make_token_counter(tokenizer)
-        rows, stats = mix_datasets(read_chat_dataset(aft), read_chat_dataset(general), ratio=ratio, by=by,  # type: ignore[arg-type]
-                                   count=count, seed=seed)
-        out.mkdir(parents=True, exist_ok=True)
-        write_jsonl_and_dataset(rows, out / "mixed.jsonl", out / "dataset")
-        atomic_write_json(out / "mix_stats.json", {**stats, "token_count_method": method, "aft": str(aft),
-                                                   "general": str(general), "seed": seed})
+        outputs = mix_files(aft, general, out, ratio=ratio, by=by, tokenizer=tokenizer, seed=seed)  # type: ignore[arg-type]
         console = _console()
-        console.print(f"[bold green]mix:[/] {stats['aft_rows']} AFT + {stats['general_rows_used']} general rows "
-                      f"(ratio achieved {stats['achieved_ratio']} by {by}) -> {escape(str(out / 'mixed.jsonl'))}")
-        if stats["short_of_general_data"]:
+        console.print(f"[bold green]mix:[/] {outputs.aft_rows} AFT + {outputs.general_rows_used} general rows "
+                      f"(ratio achieved {outputs.achieved_ratio} by {by}) -> {escape(str(outputs.chat_file(True)))}")
+        if outputs.short_of_general_data:
             console.print("[yellow]the general dataset is too small for this ratio: all of it was used[/]")

@@ -9,10 +9,10 @@ from typing import Any, Optional
 import typer
 
 from msmkit.errors import ConfigError
+from msmkit.train.launch import ACCELERATE_CONFIGS, accelerate_config_path
 
 train_app = typer.Typer(help="Train: midtraining on a document corpus, then AFT on chat data (LoRA or full).",
                         invoke_without_command=True)
-ACCELERATE_CONFIGS = ("deepspeed_zero3", "fsdp2", "multi_gpu", "cpu")
 
 _CONFIG = typer.Option(None, "--config", help="YAML with `midtrain:` and `aft:` sections (see msmkit.train.config).")
 _OUT = typer.Option(None, "--out", help="Run folder (created; rerunning resumes from the last checkpoint).")
@@ -92,11 +92,9 @@ def aft(config: Optional[Path] = _CONFIG, out: Optional[Path] = _OUT,
 @train_app.command("accelerate-config")
 def accelerate_config(name: str = typer.Argument(..., help=f"One of: {', '.join(ACCELERATE_CONFIGS)}.")) -> None:
     """Print the path of a packaged accelerate config, for `accelerate launch --config_file ...`."""
-    from importlib.resources import files
-
     if name not in ACCELERATE_CONFIGS:
         raise ConfigError(f"unknown accelerate config {name!r}; choose one of {', '.join(ACCELERATE_CONFIGS)}")
-    typer.echo(str(files("msmkit.train").joinpath(f"accelerate/{name}.yaml")))
+    typer.echo(accelerate_config_path(name))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,11 +9,27 @@ Every output row says where it came from in `metadata.source` (and its `metadata
 from __future__ import annotations
 
 import random
-from typing import Any, Literal, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Sequence
 
-from msmkit.data.chat import TokenCounter, assistant_tokens
+from pydantic import Field
+
+from msmkit.config import StrictModel
+from msmkit.data.chat import (TokenCounter, assistant_tokens, make_token_counter, read_chat_dataset,
+                              write_jsonl_and_dataset)
+from msmkit.io import atomic_write_json
+from msmkit.stages.contract import ChatSet
 
 MixBy = Literal["tokens", "rows"]
+
+
+class MixConfig(StrictModel):
+    """Blend general instruction data into every AFT set (the paper mixed ~2M tokens of it)."""
+
+    general: str  # JSONL or `datasets` folder of chat `messages`
+    ratio: float = Field(gt=0)  # general : AFT amount
+    by: MixBy = "tokens"
+    tokenizer: str | None = None  # HF tokenizer for token counts (else ~4 characters per token)
 
 
 def mix_datasets(aft: Sequence[dict[str, Any]], general: Sequence[dict[str, Any]], *, ratio: float,
@@ -53,3 +69,33 @@ def _tag(row: dict[str, Any], source: str) -> dict[str, Any]:
     # One metadata schema for both sources (general data brings arbitrary fields); the unmixed AFT files keep the rest.
     row_id = row.get("id")
     return {"messages": row["messages"], "metadata": {"source": source, "id": None if row_id is None else str(row_id)}}
+
+
+class MixOutputs(ChatSet):
+    """A mixed chat dataset (JSONL and `datasets`) and how it was mixed."""
+
+    DATA: ClassVar[str] = "mixed.jsonl"
+    DATASET: ClassVar[str] = "dataset"
+    STATS: ClassVar[str] = "mix_stats.json"
+
+    aft_rows: int
+    general_rows_used: int
+    achieved_ratio: float | None
+    short_of_general_data: bool
+
+    def chat_file(self, cot: bool) -> Path:
+        return self.folder / self.DATA  # mixed from one of the two AFT files: the one the experiment trains on
+
+
+def mix_files(aft: Path, general: Path, out: Path, *, ratio: float, by: MixBy = "tokens",
+              tokenizer: str | None = None, seed: int = 0) -> MixOutputs:
+    """Mix two chat datasets (JSONL or `datasets` folders) into `out` and record how."""
+    count, method = make_token_counter(tokenizer)
+    rows, stats = mix_datasets(read_chat_dataset(aft), read_chat_dataset(general), ratio=ratio, by=by, count=count,
+                               seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl_and_dataset(rows, out / MixOutputs.DATA, out / MixOutputs.DATASET)
+    atomic_write_json(out / MixOutputs.STATS, {**stats, "token_count_method": method, "aft": str(aft),
+                                               "general": str(general), "seed": seed})
+    return MixOutputs(folder=out, aft_rows=stats["aft_rows"], general_rows_used=stats["general_rows_used"],
+                      achieved_ratio=stats["achieved_ratio"], short_of_general_data=stats["short_of_general_data"])

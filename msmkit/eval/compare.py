@@ -10,13 +10,18 @@ from msmkit.eval.stats import aggregate_seeds, paired_comparison
 from msmkit.io import read_jsonl
 
 
-def item_outcomes(run: str | Path, suite: str) -> dict[str, float]:
-    """Per-item target outcome of one run: forced choice 1/0.5/0; judged 1/0 for counted items only."""
+def item_records(run: str | Path, suite: str) -> list[dict[str, Any]]:
+    """The last record of each item of one value suite in a run folder."""
     path = Path(run) / "values" / suite / "items.jsonl"
     if not path.is_file():
         raise DataError(f"{path}: no records for suite '{suite}' in this run folder (run `msm eval values` first)")
+    return list({record["id"]: record for record in read_jsonl(path)}.values())
+
+
+def item_outcomes(run: str | Path, suite: str) -> dict[str, float]:
+    """Per-item target outcome of one run: forced choice 1/0.5/0; judged 1/0 for counted items only."""
     outcomes = {}
-    for record in read_jsonl(path):
+    for record in item_records(run, suite):
         if "counted" in record:  # judged: an uncounted item has no outcome
             if record["counted"]:
                 outcomes[record["id"]] = 1.0 if record["chose_target"] else 0.0

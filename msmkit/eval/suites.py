@@ -11,9 +11,18 @@ from msmkit.eval.forced_choice import ForcedChoiceScorer, PromptStyle
 from msmkit.eval.items import McItem, ValueItem
 from msmkit.eval.plots import plot_rates
 from msmkit.eval.values import run_forced_choice
-from msmkit.io import atomic_write_jsonl
+from msmkit.io import atomic_write_jsonl, read_jsonl
 from msmkit.prompts import prompt_hashes
 from msmkit.runs import RunDir
+
+
+CAPABILITY_DIR = "capability"
+MC_RECORDS = "mc_items.jsonl"
+
+
+def capability_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The per-item multiple-choice records `run_capability` wrote into a run folder."""
+    return list(read_jsonl(run_dir / CAPABILITY_DIR / MC_RECORDS))
 
 
 def score_value_suites(lm: Any, tokenizer: Any, suites: dict[str, Sequence[ValueItem]], run: RunDir, *,
@@ -31,7 +40,7 @@ def run_capability(lm: Any, tokenizer: Any, run: RunDir, *, text_path: Path, mc_
     run.record_prompts(prompt_hashes(list(MC_PROMPTS.values())))
     ppl = perplexity(lm, tokenizer, text_path.read_text(encoding="utf-8"), window=window, stride=stride)
     result = mc_accuracy(lm, tokenizer, mc_items)
-    atomic_write_jsonl(run.stage_dir("capability") / "mc_items.jsonl", result.records)
+    atomic_write_jsonl(run.stage_dir(CAPABILITY_DIR) / MC_RECORDS, result.records)
     summary = {**(extra or {}), "perplexity": ppl, "mc": result.summary}
     run.write_json("capability/summary.json", summary)
     plot_rates([("mc accuracy", result.summary["accuracy"]),

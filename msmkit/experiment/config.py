@@ -11,13 +11,42 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
 from msmkit.config import StrictModel, load_config
+from msmkit.data.mix import MixConfig
 from msmkit.llm.types import LLMConfig
 from msmkit.spec.variants import VariantKind, VariantOptions
+from msmkit.experiment.registry import EvalSettings
+from msmkit.stages.eval_capability import CapabilityEvalSettings
+from msmkit.stages.eval_values import ValuesEvalSettings
+from msmkit.train.launch import LauncherConfig
 
-AFT_SOURCES = ("shared", "spec", "deliberative", "anti")
+AftSourceMode = Literal["shared", "spec", "deliberative", "anti"]
+
+
+class AftSource(StrictModel):
+    """Where an arm's AFT data comes from, parsed from `shared`, `spec:NAME`, `deliberative:NAME` or `anti:NAME`."""
+
+    mode: AftSourceMode
+    spec: str | None = None  # the spec named after the colon; None for `shared`
+
+    @classmethod
+    def parse(cls, text: str) -> "AftSource":
+        mode, _, spec = text.partition(":")
+        if mode == "shared" and not spec:
+            return cls(mode="shared")
+        if mode in ("spec", "deliberative", "anti") and spec:
+            return cls(mode=mode, spec=spec)  # type: ignore[arg-type]
+        raise ValueError(f"aft must be 'shared' or one of spec:NAME, deliberative:NAME, anti:NAME (got {text!r})")
+
+    def describe(self) -> str:
+        return {"shared": "AFT on the shared AFT set", "spec": f"AFT on data from the {self.spec} spec",
+                "deliberative": f"deliberative-alignment AFT from the {self.spec} spec",
+                "anti": f"anti-spec AFT (inverted {self.spec} spec)"}[self.mode]
+
+    def __str__(self) -> str:
+        return self.mode if self.spec is None else f"{self.mode}:{self.spec}"
 
 
 class SpecVariantConfig(StrictModel):
@@ -36,16 +65,16 @@ class ArmConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
     description: str = ""
     midtrain: str | None = None
-    aft: str | None = None
+    aft: AftSource | None = None
 
-    @model_validator(mode="after")
-    def _aft_form(self) -> "ArmConfig":
-        if self.aft is not None:
-            source = self.aft.split(":", 1)[0]
-            if source not in AFT_SOURCES or (source != "shared" and ":" not in self.aft):
-                raise ValueError(f"arm {self.name!r}: aft must be 'shared' or one of spec:NAME, deliberative:NAME, "
-                                 f"anti:NAME (got {self.aft!r})")
-        return self
+    @field_validator("aft", mode="before")
+    @classmethod
+    def _parse_aft(cls, value: Any) -> Any:
+        return AftSource.parse(value) if isinstance(value, str) else value
+
+    @field_serializer("aft")
+    def _aft_text(self, value: AftSource | None) -> str | None:
+        return None if value is None else str(value)
 
     def describe(self) -> str:
         if self.description:
@@ -58,43 +87,8 @@ class ArmConfig(StrictModel):
         elif self.midtrain:
             parts.append(f"midtrained on the {self.midtrain} MSM corpus")
         if self.aft:
-            source, _, spec = self.aft.partition(":")
-            parts.append({"shared": "AFT on the shared AFT set", "spec": f"AFT on data from the {spec} spec",
-                          "deliberative": f"deliberative-alignment AFT from the {spec} spec",
-                          "anti": f"anti-spec AFT (inverted {spec} spec)"}[source])
+            parts.append(self.aft.describe())
         return ", then ".join(parts)
-
-
-class EvalConfig(StrictModel):
-    suite: Literal["values", "capability", "agentic"]
-    # values: built-in set names (pro_america, pro_affordability, cheese) or JSONL files.
-    items: list[str] = Field(default_factory=lambda: ["pro_america", "pro_affordability", "cheese"])
-    split: Literal["dev", "test", "all"] = "test"
-    limit: int | None = Field(None, ge=1)  # first N items per set (quick runs)
-    batch_size: int = Field(16, ge=1)
-    # capability: held-out perplexity window and stride (tokens); limit applies to the MC items.
-    window: int = Field(512, ge=16)
-    stride: int = Field(256, ge=1)
-    # agentic: the AgenticConfig fields other than `model` (scenarios, grid, epochs, grader, ...).
-    agentic: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _distinct_suite_names(self) -> "EvalConfig":
-        from msmkit.eval.items import suite_name
-
-        names = [suite_name(item) for item in self.items]
-        if len(set(names)) < len(names):
-            raise ValueError(f"evals items share a results folder name ({', '.join(names)}); rename the files")
-        return self
-
-    def agentic_config(self, model: str) -> Any:
-        """The AgenticConfig (msmkit.eval.agentic) of an `agentic` entry, evaluating `model`."""
-        from msmkit.config import validate_config
-        from msmkit.eval.agentic.runner import AgenticConfig
-
-        # The arm decides which model; `agentic.model` may still carry its device and provider arguments.
-        reference = {**self.agentic.get("model", {}), "model": model}
-        return validate_config({**self.agentic, "model": reference}, AgenticConfig, "evals[].agentic")
 
 
 class SweepConfig(StrictModel):
@@ -102,23 +96,6 @@ class SweepConfig(StrictModel):
 
     aft_examples: list[int] = Field(min_length=1)
     arms: list[str] = Field(min_length=1)
-
-
-class MixConfig(StrictModel):
-    """Blend general instruction data into every AFT set (the paper mixed ~2M tokens of it)."""
-
-    general: str  # JSONL or `datasets` folder of chat `messages`
-    ratio: float = Field(gt=0)  # general : AFT amount
-    by: Literal["tokens", "rows"] = "tokens"
-    tokenizer: str | None = None
-
-
-class LauncherConfig(StrictModel):
-    """How training stages run: in this process (CPU or one GPU), or as `accelerate launch` subprocesses."""
-
-    kind: Literal["inprocess", "accelerate"] = "inprocess"
-    accelerate_config: str = "multi_gpu"  # a packaged config name (deepspeed_zero3, fsdp2, multi_gpu, cpu) or a file
-    num_processes: int | None = Field(None, ge=1)
 
 
 class ComputeConfig(StrictModel):
@@ -151,7 +128,7 @@ class ExperimentConfig(StrictModel):
     train: dict[str, Any] = Field(default_factory=dict)
     launcher: LauncherConfig = Field(default_factory=LauncherConfig)
     arms: list[ArmConfig] = Field(min_length=1)
-    evals: list[EvalConfig] = Field(default_factory=lambda: [EvalConfig(suite="values"), EvalConfig(suite="capability")])
+    evals: list[EvalSettings] = Field(default_factory=lambda: [ValuesEvalSettings(), CapabilityEvalSettings()])
     # Pairs [first, second] compared item by item (first minus second); default: every arm against the first.
     comparisons: list[tuple[str, str]] | None = None
     sweep: SweepConfig | None = None
@@ -177,7 +154,7 @@ class ExperimentConfig(StrictModel):
             if arm.midtrain is not None and arm.midtrain != "neutral" and arm.midtrain not in self.specs:
                 raise ValueError(f"arm {arm.name!r}: midtrain {arm.midtrain!r} is neither 'neutral' nor a spec name "
                                  f"({', '.join(self.specs)})")
-            if arm.aft and ":" in arm.aft and arm.aft.split(":", 1)[1] not in self.specs:
+            if arm.aft and arm.aft.spec is not None and arm.aft.spec not in self.specs:
                 raise ValueError(f"arm {arm.name!r}: aft {arm.aft!r} names an unknown spec ({', '.join(self.specs)})")
         for name in (self.neutral_match, self.shared_aft_spec):
             if name is not None and name not in self.specs:
@@ -194,9 +171,6 @@ class ExperimentConfig(StrictModel):
             if without_aft:
                 raise ValueError(f"sweep.arms must have AFT to sweep its size: {', '.join(without_aft)}")
         return self
-
-    def arm(self, name: str) -> ArmConfig:
-        return next(arm for arm in self.arms if arm.name == name)
 
     def comparison_pairs(self) -> list[tuple[str, str]]:
         if self.comparisons is not None:

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from msmkit.stages.contract import Sample
+
 
 class ArmResult(BaseModel):
     """One arm on one eval metric, aggregated over seeds."""
@@ -42,13 +44,6 @@ class StageCost(BaseModel):
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
-
-
-class Sample(BaseModel):
-    kind: str  # document | demonstration | transcript
-    title: str
-    text: str
-    meta: dict[str, Any] = Field(default_factory=dict)
 
 
 class ReportData(BaseModel):

@@ -18,14 +18,14 @@ from rich.markup import escape
 from msmkit.errors import MsmError
 from msmkit.experiment.config import ExperimentConfig, load_experiment
 from msmkit.experiment.layout import PLAN_FILE, REPORT_DIR, STAGES_DIR
-from msmkit.experiment.plan import Plan, Stage, build_plan
-from msmkit.experiment.results import collect_report_data
-from msmkit.experiment.stages import (EvalModels, run_aft_data, run_corpus, run_eval, run_mix, run_neutral,
-                                      run_training_stage, run_variant)
-from msmkit.experiment.store import StageStore
+from msmkit.experiment.plan import Plan, build_plan
 from msmkit.experiment.report import write_report
+from msmkit.experiment.results import collect_report_data
+from msmkit.experiment.store import StageStore
 from msmkit.experiment.usage import merge_stage_records
+from msmkit.models.model_cache import ModelCache
 from msmkit.runs import RunDir
+from msmkit.stages.contract import StageEnv, StageRef
 
 
 @dataclass
@@ -65,20 +65,6 @@ def _exclusive(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _work(stage: Stage, say: Callable[[str], None], config: ExperimentConfig,
-          models: EvalModels) -> Callable[[Path], dict]:
-    simple = {"variant": run_variant, "corpus": run_corpus, "neutral": run_neutral, "aftdata": run_aft_data,
-              "mix": run_mix}
-    if stage.kind in simple:
-        return lambda out: simple[stage.kind](stage, out, say)
-    if stage.kind in ("midtrain", "aft"):
-        def train(out: Path) -> dict:
-            models.release()  # free the eval model's memory before training
-            return run_training_stage(stage, out, say, config.launcher)
-        return train
-    return lambda out: run_eval(stage, out, say, models)
-
-
 def plan_for(config_path: Path, out: Path) -> Plan:
     return build_plan(load_experiment(config_path), config_path, out / STAGES_DIR)
 
@@ -106,11 +92,11 @@ def run_experiment(config_path: str | Path, out: str | Path, *, console: Console
 
 def _run_stages(plan: Plan, store: StageStore, run: RunDir, console: Console) -> RunOutcome:
     outcome = RunOutcome(out=run.path, report_html=Path(), report_md=Path())
-    models = EvalModels()
+    models = ModelCache()
     stages = plan.ordered()
     width = len(str(len(stages)))
     for index, stage in enumerate(stages, 1):
-        head = f"[{index:>{width}}/{len(stages)}] {stage.kind:<8} {escape(stage.label)}"
+        head = f"[{index:>{width}}/{len(stages)}] {stage.kind.name:<15} {escape(stage.label)}"
         if store.record(stage.key).state == "done":
             outcome.reused.append(stage.key)
             console.print(f"{head} [dim]done earlier, reused[/]", highlight=False)
@@ -126,9 +112,10 @@ def _run_stages(plan: Plan, store: StageStore, run: RunDir, console: Console) ->
             console.print(f"    {escape(message)}", highlight=False)
             run.log(f"{label}: {message}")
 
+        env = StageEnv(say=say, load=lambda ref: store.outputs(ref.key), services={ModelCache: models})
         try:
-            record = store.run(stage.key, stage.kind, {**stage.inputs, "deps": list(stage.deps)},
-                               _work(stage, say, plan.config, models))
+            record = store.run(stage.key, stage.kind.name, stage.key_inputs(),
+                               lambda folder, stage=stage, env=env: stage.kind.run(stage.job, folder, env).summary())
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one failed stage never stops the stages that do not need it

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from msmkit.io import atomic_write_json, read_json
 from msmkit.secrets import redact
+from msmkit.stages.contract import StageFailed, StageOutputs
 
 
 def inputs_key(kind: str, inputs: dict[str, Any]) -> str:
@@ -67,6 +68,21 @@ class StageStore:
         if (directory / "failed.json").exists():
             return StageRecord(key, kind, "failed", directory, error=read_json(directory / "failed.json").get("error"))
         return StageRecord(key, kind, "pending", directory)
+
+    def outputs(self, key: str) -> StageOutputs:
+        """A done stage's typed outputs (its kind's outputs class over its folder and done.json summary)."""
+        from msmkit.experiment.registry import STAGE_KINDS
+
+        record = self.record(key)
+        if record.state != "done" or record.outputs is None:
+            raise StageFailed(f"stage {key} is {record.state}, not done: its outputs are not there yet")
+        return STAGE_KINDS[record.kind].load_outputs(record.path, record.outputs)
+
+    def done_outputs(self, key: str | None) -> StageOutputs | None:
+        """The typed outputs of a done stage, else None."""
+        if key is None or self.record(key).state != "done":
+            return None
+        return self.outputs(key)
 
     def run(self, key: str, kind: str, inputs: dict[str, Any], work: Callable[[Path], dict[str, Any]]) -> StageRecord:
         """Run `work(stage_dir) -> outputs` unless the stage `key` (see `inputs_key`) is already done."""

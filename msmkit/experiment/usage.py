@@ -7,12 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from msmkit.io import atomic_write_json, read_json
-
-
-def stage_usage(stage_dir: Path) -> dict[str, Any]:
-    """The `total` block of a stage's usage.json (zeros when it made no LLM calls)."""
-    path = stage_dir / "usage.json"
-    return read_json(path).get("total", {}) if path.exists() else {}
+from msmkit.runs import PROMPTS_FILE, USAGE_FILE
 
 
 def merge_stage_records(out: Path, stage_dirs: list[Path]) -> None:
@@ -22,14 +17,14 @@ def merge_stage_records(out: Path, stage_dirs: list[Path]) -> None:
     total: dict[str, float] = defaultdict(float)
     prompts: dict[str, str] = {}
     for directory in stage_dirs:
-        path = directory / "usage.json"
+        path = directory / USAGE_FILE
         if path.exists():
             record = read_json(path)
             for step, models in record.get("by_stage", {}).items():
                 by_stage[f"{directory.name}/{step}"] = models
             for key, value in record.get("total", {}).items():
                 total[key] += value
-        if (directory / "prompts.json").exists():
-            prompts.update(read_json(directory / "prompts.json"))
-    atomic_write_json(out / "usage.json", {"by_stage": by_stage, "total": dict(total)})
-    atomic_write_json(out / "prompts.json", dict(sorted(prompts.items())))
+        if (directory / PROMPTS_FILE).exists():
+            prompts.update(read_json(directory / PROMPTS_FILE))
+    atomic_write_json(out / USAGE_FILE, {"by_stage": by_stage, "total": dict(total)})
+    atomic_write_json(out / PROMPTS_FILE, dict(sorted(prompts.items())))

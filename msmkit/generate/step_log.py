@@ -1,4 +1,4 @@
-"""Append-only JSONL logs, one per stage, keyed by task id: what a rerun must not ask for again.
+"""Append-only JSONL logs, one per generation step, keyed by task id: what a rerun must not ask for again.
 
 A line is written and flushed as soon as an answer arrives, so a killed process keeps every answer
 that reached the kernel; fsync runs every few seconds and on close (group commit) instead of per
@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from msmkit.io import read_jsonl
+from msmkit.io import read_jsonl, repair_torn_tail
 
 _FSYNC_INTERVAL_S = 2.0
 
 
-class StageLog:
+class StepLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.records: dict[str, dict[str, Any]] = {}
@@ -35,10 +35,10 @@ class StageLog:
 
     def append(self, record: dict[str, Any]) -> None:
         if "task" not in record:
-            raise ValueError("a stage record needs a 'task' id")
+            raise ValueError("a step record needs a 'task' id")
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._repair_torn_tail()
+            repair_torn_tail(self.path)  # a kill mid-line leaves a partial last line
             self._handle = open(self.path, "a", encoding="utf-8")
         self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._handle.flush()
@@ -47,17 +47,6 @@ class StageLog:
         if now - self._last_sync > _FSYNC_INTERVAL_S:
             os.fsync(self._handle.fileno())
             self._last_sync = now
-
-    def _repair_torn_tail(self) -> None:
-        """A kill mid-line leaves a partial last line (already skipped on load); cut it off."""
-        if not self.path.exists() or not self.path.stat().st_size:
-            return
-        with open(self.path, "r+b") as handle:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) == b"\n":
-                return
-            handle.seek(0)
-            handle.truncate(handle.read().rfind(b"\n") + 1)
 
     def close(self) -> None:
         if self._handle is not None:

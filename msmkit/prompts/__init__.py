@@ -45,3 +45,11 @@ def load_prompt(name: str) -> PromptTemplate:
 
 def prompt_hashes(names: list[str]) -> dict[str, str]:
     return {name: load_prompt(name).sha256 for name in names}
+
+
+def prompt_family(*folders: str) -> dict[str, str]:
+    """Hashes of every packaged prompt in these folders (e.g. "corpus"): an edited prompt changes them."""
+    root = resources.files("msmkit.prompts")
+    names = sorted(f"{folder}/{entry.name[:-4]}" for folder in folders for entry in root.joinpath(folder).iterdir()
+                   if entry.name.endswith(".txt"))
+    return prompt_hashes(names)

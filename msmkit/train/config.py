@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from msmkit.config import StrictModel, load_yaml, validate_config
+from msmkit.config import StrictModel, deep_merge, load_yaml, validate_config
 
 PAPER_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -69,7 +69,7 @@ class CheckpointSection(StrictModel):
     save_merged: bool = False  # also write merged full weights (for vLLM / Inspect hf) next to the adapter
 
 
-class StageConfig(StrictModel):
+class TrainStageConfig(StrictModel):
     model: ModelSection = Field(default_factory=ModelSection)
     lora: LoraSection = Field(default_factory=LoraSection)
     optim: OptimSection = Field(default_factory=OptimSection)
@@ -80,12 +80,20 @@ class StageConfig(StrictModel):
     logging_steps: int = Field(10, gt=0)
     trl: dict[str, Any] = Field(default_factory=dict)  # extra keys passed to trl.SFTConfig as-is
 
+    def identity(self) -> dict[str, Any]:
+        """The settings that change the trained model. Left out: where the data and the starting model come from
+        (the caller identifies those by content), checkpoint cadence and logging."""
+        data = self.model_dump(mode="json", exclude={"checkpoints", "logging_steps"})
+        data["data"].pop("path")
+        data["model"].pop("name")
+        return data
 
-class MidtrainConfig(StageConfig):
+
+class MidtrainConfig(TrainStageConfig):
     pass
 
 
-class AftConfig(StageConfig):
+class AftTrainConfig(TrainStageConfig):
     # How AFT starts from a midtrained LoRA adapter: keep training it (paper), or merge it and add a new one.
     init: Literal["continue", "fresh"] = "continue"
     chat_template: str | None = None  # a .jinja file; None = the model's own (if it marks assistant spans) or ours
@@ -96,7 +104,7 @@ class TrainConfig(StrictModel):
     """`msm train` (both stages); `msm train midtrain|aft` read their own section of the same file."""
 
     midtrain: MidtrainConfig = Field(default_factory=MidtrainConfig)
-    aft: AftConfig = Field(default_factory=AftConfig)
+    aft: AftTrainConfig = Field(default_factory=AftTrainConfig)
 
 
 def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -104,15 +112,5 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     if path is not None:
         loaded = load_yaml(path)
         data = loaded if isinstance(loaded, dict) else {}
-    data = _deep_merge(data, overrides or {})
+    data = deep_merge(data, overrides or {})
     return validate_config(data, TrainConfig, str(path) if path else "command line")
-
-
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -14,26 +14,22 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from accelerate import PartialState
 
 from msmkit.errors import ConfigError, MsmError
+from msmkit.fingerprint import content_hash
 from msmkit.io import atomic_write_json
 from msmkit.runs import RunDir, package_versions
-from msmkit.train.config import AftConfig, StageConfig
+from msmkit.train.config import AftTrainConfig, TrainStageConfig
+from msmkit.train.outputs import Kind, TrainingOutputs
 from msmkit.train.data import TokenizedRows, read_chats, read_corpus, tokenize_chats, tokenize_documents
 from msmkit.train.packing import DocumentBoundaryCollator, build_sequences, sequence_stats
 from msmkit.train.templates import ChosenTemplate, choose_chat_template, stop_token_ids
 
 logger = logging.getLogger(__name__)
-Kind = Literal["midtrain", "aft"]
-MODEL_SUBDIR = "model"  # the trained adapter (or full weights) + tokenizer + chat template
-MERGED_SUBDIR = "merged"
-BASE_SUBDIR = "base"  # AFT with init=fresh on a midtraining adapter: the merged model the new adapter trains on
-CLAIM_FILE = "stage.json"
-RECORD_FILE = "train_record.json"
 
 
 class TooFewStepsError(MsmError):
@@ -41,22 +37,22 @@ class TooFewStepsError(MsmError):
 
 
 @dataclass
-class StageResult:
+class TrainingResult:
     output_dir: Path
     model_dir: Path
     record: dict[str, Any]
     skipped: bool = False
 
 
-def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunDir | None = None,
-              callbacks: list[Any] | None = None) -> StageResult:
+def train_model(kind: Kind, cfg: TrainStageConfig, output_dir: str | Path, *, run: RunDir | None = None,
+              callbacks: list[Any] | None = None) -> TrainingResult:
     output_dir = Path(output_dir)
     state = process_state()
     fingerprint = _fingerprint(kind, cfg)
     done = _finished_record(output_dir, fingerprint)
     if done is not None:
         _say(run, f"{kind}: inputs unchanged since the finished run in {output_dir}; not training again")
-        return StageResult(output_dir, output_dir / MODEL_SUBDIR, done, skipped=True)
+        return TrainingResult(output_dir, output_dir / TrainingOutputs.MODEL, done, skipped=True)
     if not cfg.data.path:
         raise ConfigError(f"{kind}.data.path is not set; give the {'corpus' if kind == 'midtrain' else 'chat'} "
                           "JSONL file or datasets folder")
@@ -66,7 +62,7 @@ def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunD
     adapter_base = None
     if init == "merged-then-fresh-lora":
         # The new adapter sits on base + midtraining adapter merged; keep that base beside it so it loads.
-        adapter_base = output_dir / BASE_SUBDIR
+        adapter_base = output_dir / TrainingOutputs.BASE
         if state.is_main_process and not (adapter_base / "config.json").is_file():
             model.save_pretrained(str(adapter_base))
             tokenizer.save_pretrained(str(adapter_base))
@@ -75,7 +71,7 @@ def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunD
     if kind == "midtrain":
         tokens = tokenize_documents(read_corpus(cfg.data.path, cfg.data.max_rows), tokenizer)
     else:
-        assert isinstance(cfg, AftConfig)
+        assert isinstance(cfg, AftTrainConfig)
         template = choose_chat_template(tokenizer, cfg.chat_template)
         tokenizer.chat_template = template.text  # saved with every checkpoint, so evaluation uses the same one
         chats = read_chats(cfg.data.path, cot=cfg.data.cot, max_rows=cfg.data.max_rows)
@@ -89,7 +85,7 @@ def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunD
 
     flatten = cfg.model.attn_implementation.startswith(("flash", "kernels"))
     collator = DocumentBoundaryCollator(tokenizer.pad_token_id, flatten=flatten)
-    trainer = _build_trainer(model, tokenizer, dataset, collator, cfg, output_dir, init, callbacks)
+    trainer = _build_trainer(model, tokenizer, dataset, collator, cfg, output_dir, init, planned, callbacks)
     last = _last_checkpoint(output_dir) if cfg.checkpoints.resume else None
     if last:
         _say(run, f"{kind}: resuming from {last}")
@@ -98,7 +94,7 @@ def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunD
     result = trainer.train(resume_from_checkpoint=last)
     seconds = time.monotonic() - started
 
-    model_dir = output_dir / MODEL_SUBDIR
+    model_dir = output_dir / TrainingOutputs.MODEL
     record = _record(kind, cfg, tokens, stats, planned, trainer, result, collator, seconds, template, init,
                      fingerprint, resumed_from=last, first_step=first_step)
     if record["padding_fraction"] > cfg.guards.max_padding_fraction:
@@ -108,15 +104,15 @@ def run_stage(kind: Kind, cfg: StageConfig, output_dir: str | Path, *, run: RunD
                      else "enable packing (packing.enabled: true) to stop paying for padding"))
     _save_outputs(trainer, tokenizer, cfg, model_dir, output_dir, template, adapter_base)
     if state.is_main_process:
-        atomic_write_json(output_dir / RECORD_FILE, record)
+        atomic_write_json(output_dir / TrainingOutputs.RECORD, record)
         if run is not None:
-            run.write_json(f"{output_dir.name}/{RECORD_FILE}" if output_dir.parent == run.path else
-                           f"{kind}_{RECORD_FILE}", record)
+            run.write_json(f"{output_dir.name}/{TrainingOutputs.RECORD}" if output_dir.parent == run.path else
+                           f"{kind}_{TrainingOutputs.RECORD}", record)
             _say(run, f"{kind}: {record['steps']} steps, {record['tokens']} tokens "
                       f"({record['supervised_tokens']} supervised), padding {record['padding_fraction']:.1%}, "
                       f"final loss {record['final_loss']}")
     state.wait_for_everyone()
-    return StageResult(output_dir, model_dir, record)
+    return TrainingResult(output_dir, model_dir, record)
 
 
 def process_state() -> PartialState:
@@ -125,14 +121,14 @@ def process_state() -> PartialState:
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def planned_steps(sequences: int, cfg: StageConfig, processes: int) -> int:
+def planned_steps(sequences: int, cfg: TrainStageConfig, processes: int) -> int:
     if cfg.optim.max_steps > 0:
         return cfg.optim.max_steps
     batches = math.ceil(sequences / (cfg.optim.per_device_batch_size * processes))
     return math.ceil(math.ceil(batches / cfg.optim.gradient_accumulation_steps) * cfg.optim.epochs)
 
 
-def check_step_guard(kind: str, planned: int, stats: dict[str, Any], cfg: StageConfig, processes: int) -> None:
+def check_step_guard(kind: str, planned: int, stats: dict[str, Any], cfg: TrainStageConfig, processes: int) -> None:
     minimum = cfg.guards.min_optimizer_steps
     if planned >= minimum or cfg.guards.allow_few_steps:
         if planned < minimum:
@@ -150,7 +146,7 @@ def check_step_guard(kind: str, planned: int, stats: dict[str, Any], cfg: StageC
         "--allow-few-steps (guards.allow_few_steps: true) if you know what you are doing.")
 
 
-def _load_model(kind: Kind, cfg: StageConfig) -> tuple[Any, Any, str]:
+def _load_model(kind: Kind, cfg: TrainStageConfig) -> tuple[Any, Any, str]:
     """(model, tokenizer, how it starts). AFT on a LoRA adapter continues it unless init is 'fresh'."""
     from msmkit.models.loading import resolve_dtype, resolve_model_source, load_causal_lm
 
@@ -173,8 +169,14 @@ def _load_model(kind: Kind, cfg: StageConfig) -> tuple[Any, Any, str]:
     return model, tokenizer, init
 
 
-def _build_trainer(model, tokenizer, dataset, collator, cfg: StageConfig, output_dir: Path, init: str,
-                   callbacks: list[Any] | None):
+def warmup_steps(cfg: TrainStageConfig, planned: int) -> int:
+    """optim.warmup_ratio of the planned optimizer steps, as a step count: transformers 4.x reads a float
+    `warmup_steps` as whole steps (0.05 would mean none) and 5.x deprecates `warmup_ratio`."""
+    return math.ceil(cfg.optim.warmup_ratio * planned)
+
+
+def _build_trainer(model, tokenizer, dataset, collator, cfg: TrainStageConfig, output_dir: Path, init: str,
+                   planned: int, callbacks: list[Any] | None):
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
@@ -184,12 +186,12 @@ def _build_trainer(model, tokenizer, dataset, collator, cfg: StageConfig, output
         output_dir=str(output_dir), per_device_train_batch_size=cfg.optim.per_device_batch_size,
         gradient_accumulation_steps=cfg.optim.gradient_accumulation_steps, learning_rate=cfg.optim.learning_rate,
         num_train_epochs=cfg.optim.epochs, max_steps=cfg.optim.max_steps, lr_scheduler_type=cfg.optim.scheduler,
-        warmup_steps=cfg.optim.warmup_ratio, weight_decay=cfg.optim.weight_decay, optim=cfg.optim.optimizer,
+        warmup_steps=warmup_steps(cfg, planned), weight_decay=cfg.optim.weight_decay, optim=cfg.optim.optimizer,
         max_grad_norm=cfg.optim.max_grad_norm, seed=cfg.optim.seed, data_seed=cfg.optim.seed,
         logging_steps=cfg.logging_steps, save_strategy="steps", save_steps=cfg.checkpoints.save_steps,
         save_total_limit=cfg.checkpoints.save_total_limit, report_to="none",
         # TRL's defaults assume a GPU; on CPU there is no bf16 and no gradient checkpointing unless asked.
-        bf16=bf16, fp16=False, gradient_checkpointing=cfg.model.gradient_checkpointing,
+        bf16=bf16, fp16=False, **{_checkpointing_argument(SFTConfig): cfg.model.gradient_checkpointing},
         packing=False, padding_free=False, max_length=None,
         dataset_kwargs={"skip_prepare_dataset": True},  # rows are tokenized, masked and packed by msmkit
         remove_unused_columns=False, dataloader_drop_last=False, dataloader_pin_memory=on_gpu, use_cpu=not on_gpu,
@@ -211,6 +213,12 @@ def _build_trainer(model, tokenizer, dataset, collator, cfg: StageConfig, output
                       data_collator=collator, peft_config=peft_config, callbacks=callbacks)
 
 
+def _checkpointing_argument(config_class: type) -> str:
+    """transformers 5 renamed `gradient_checkpointing` to `activation_checkpointing`; the old name warns."""
+    fields = getattr(config_class, "__dataclass_fields__", {})
+    return "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+
+
 def _checkpoint_step(checkpoint: str | None) -> int:
     return int(Path(checkpoint).name.rsplit("-", 1)[-1]) if checkpoint else 0
 
@@ -221,7 +229,7 @@ def _last_checkpoint(output_dir: Path) -> str | None:
     return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
 
 
-def _save_outputs(trainer, tokenizer, cfg: StageConfig, model_dir: Path, output_dir: Path,
+def _save_outputs(trainer, tokenizer, cfg: TrainStageConfig, model_dir: Path, output_dir: Path,
                   template: ChosenTemplate | None, adapter_base: Path | None) -> None:
     trainer.save_model(str(model_dir))  # adapter (LoRA) or full weights; tokenizer with its chat template
     state = process_state()
@@ -236,13 +244,13 @@ def _save_outputs(trainer, tokenizer, cfg: StageConfig, model_dir: Path, output_
     _portable_adapter_base(model_dir, cfg, adapter_base)
     if cfg.checkpoints.save_merged and cfg.lora.enabled:
         merged = trainer.accelerator.unwrap_model(model).merge_and_unload(safe_merge=True, progressbar=False)
-        merged.save_pretrained(str(output_dir / MERGED_SUBDIR))
-        tokenizer.save_pretrained(str(output_dir / MERGED_SUBDIR))
+        merged.save_pretrained(str(output_dir / TrainingOutputs.MERGED))
+        tokenizer.save_pretrained(str(output_dir / TrainingOutputs.MERGED))
         if generation is not None:
-            generation.save_pretrained(str(output_dir / MERGED_SUBDIR))
+            generation.save_pretrained(str(output_dir / TrainingOutputs.MERGED))
 
 
-def _portable_adapter_base(model_dir: Path, cfg: StageConfig, adapter_base: Path | None) -> None:
+def _portable_adapter_base(model_dir: Path, cfg: TrainStageConfig, adapter_base: Path | None) -> None:
     """Name the base as the user did ("embedded", a hub name) rather than this machine's cache path."""
     from msmkit.models.loading import resolve_model_source
 
@@ -289,30 +297,18 @@ def _record(kind, cfg, tokens: TokenizedRows, stats, planned, trainer, result, c
     }
 
 
-def _fingerprint(kind: str, cfg: StageConfig) -> str:
+def _fingerprint(kind: str, cfg: TrainStageConfig) -> str:
+    """The config and the content of every input file: a changed corpus or base model is a new run."""
     digest = hashlib.sha256(json.dumps([kind, cfg.model_dump(mode="json")], sort_keys=True).encode())
-    for path in _input_files(cfg):
-        stat = path.stat()
-        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()
-
-
-def _input_files(cfg: StageConfig) -> list[Path]:
-    paths = []
     for name in (cfg.data.path, cfg.model.name, getattr(cfg, "chat_template", None)):
-        if not name:
-            continue
-        path = Path(name)
-        if path.is_file():
-            paths.append(path)
-        elif path.is_dir():
-            paths.extend(sorted(p for p in path.rglob("*") if p.is_file() and "checkpoint-" not in str(p)))
-    return paths
+        if name and Path(name).exists():
+            digest.update(f"{name}:{content_hash(name, skip=('checkpoint-',))}".encode())
+    return digest.hexdigest()
 
 
 def _claim_folder(output_dir: Path, fingerprint: str, state: PartialState) -> None:
     """Checkpoints in a folder belong to one configuration; resuming them under another would mix runs."""
-    claim = output_dir / CLAIM_FILE
+    claim = output_dir / TrainingOutputs.CLAIM
     try:
         previous = json.loads(claim.read_text(encoding="utf-8")).get("fingerprint")
     except (OSError, ValueError):
@@ -328,10 +324,10 @@ def _claim_folder(output_dir: Path, fingerprint: str, state: PartialState) -> No
 
 def _finished_record(output_dir: Path, fingerprint: str) -> dict[str, Any] | None:
     try:
-        record = json.loads((output_dir / RECORD_FILE).read_text(encoding="utf-8"))
+        record = json.loads((output_dir / TrainingOutputs.RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if record.get("complete") and record.get("fingerprint") == fingerprint and (output_dir / MODEL_SUBDIR).is_dir():
+    if record.get("complete") and record.get("fingerprint") == fingerprint and (output_dir / TrainingOutputs.MODEL).is_dir():
         return record
     return None
 

@@ -27,7 +27,7 @@ class IdentityConfig(StrictModel):
     check: bool = True  # drop examples in which the assistant claims to be another model or maker
 
 
-class CountsConfig(StrictModel):
+class AftCountsConfig(StrictModel):
     examples: int = Field(100, ge=1)  # the dataset size after judging, backfilled to exactly this
     domains: int = Field(6, ge=1)  # conversation domains asked of the LLM (spec styles)
     question_kinds: list[QuestionKind] = Field(default_factory=lambda: list(QUESTION_KINDS), min_length=1)
@@ -37,7 +37,7 @@ class CountsConfig(StrictModel):
     max_rounds: int = Field(5, ge=1)  # answer/judge rounds; later rounds backfill what was dropped
 
 
-class LengthsConfig(StrictModel):
+class AftLengthsConfig(StrictModel):
     list_max_tokens: int = Field(2048, ge=16)  # domains, questions, value terms
     response_max_tokens: int = Field(1500, ge=16)  # <think> reasoning + reply
     judge_max_tokens: int = Field(400, ge=4)
@@ -45,14 +45,14 @@ class LengthsConfig(StrictModel):
     base_spec_chars: int = Field(3000, ge=200)  # base models see this much of the spec (completion prompts)
 
 
-class DedupConfig(StrictModel):
+class AftDedupConfig(StrictModel):
     enabled: bool = True
     threshold: float = Field(0.91, ge=-1.0, le=1.0)  # cosine of all-MiniLM-L6-v2 embeddings
     # bfloat16 halves the embedding CPU time (AVX-512 BF16); cosines move by < 0.01 against float32.
     precision: Literal["float32", "bfloat16"] = "bfloat16"
 
 
-class JudgeConfig(StrictModel):
+class AftJudgeConfig(StrictModel):
     enabled: bool = True
     llm: LLMConfig | None = None  # None: the generator's model, still asked separately with the judge prompt
 
@@ -74,15 +74,15 @@ class DeliberativeConfig(StrictModel):
     min_quotes: int = Field(1, ge=0)
 
 
-class AftConfig(StrictModel):
+class AftDataConfig(StrictModel):
     generator: LLMConfig = Field(default_factory=LLMConfig)
-    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    judge: AftJudgeConfig = Field(default_factory=AftJudgeConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     style: Style = "value"
     domains_from: Literal["llm", "headings"] = "llm"  # headings: the spec's own sections, no call
-    counts: CountsConfig = Field(default_factory=CountsConfig)
-    lengths: LengthsConfig = Field(default_factory=LengthsConfig)
-    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    counts: AftCountsConfig = Field(default_factory=AftCountsConfig)
+    lengths: AftLengthsConfig = Field(default_factory=AftLengthsConfig)
+    dedup: AftDedupConfig = Field(default_factory=AftDedupConfig)
     value_free: ValueFreeConfig = Field(default_factory=ValueFreeConfig)
     deliberative: DeliberativeConfig = Field(default_factory=DeliberativeConfig)
     system_prompt: str | None = None  # an optional system turn put at the start of every training example
@@ -91,7 +91,7 @@ class AftConfig(StrictModel):
     seed: int = 0  # sample offsets and the final shuffle
 
     @model_validator(mode="after")
-    def _value_free_needs_preferences(self) -> "AftConfig":
+    def _value_free_needs_preferences(self) -> "AftDataConfig":
         if self.style == "value_free" and not self.value_free.preferences:
             raise ValueError("style 'value_free' needs value_free.preferences: a YAML file of preference pairs "
                              "(see examples/specs/cheese_preferences.yaml)")
@@ -102,9 +102,9 @@ class AftConfig(StrictModel):
         return self.judge.llm or self.generator
 
 
-def load_aft_config(path: str | Path) -> AftConfig:
+def load_aft_config(path: str | Path) -> AftDataConfig:
     data = load_yaml(path)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     section = "aft" if isinstance(data, dict) and "aft" in data else None
-    return load_config(path, AftConfig, section=section)
+    return load_config(path, AftDataConfig, section=section)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from msmkit.errors import DataError
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.preferences import PreferenceSheet
-from msmkit.generate.aft.records import Cell, Domain, make_id
+from msmkit.generate.aft.records import QuestionCell, Domain, make_id
 
 
 class DomainAnswer(BaseModel):
@@ -19,20 +19,20 @@ class DomainAnswer(BaseModel):
 _DOMAINS = TypeAdapter(list[DomainAnswer])
 
 
-def _cells(domains: list[Domain], kinds: list[str], pairs: dict[str, object] | None = None) -> list[Cell]:
+def _cells(domains: list[Domain], kinds: list[str], pairs: dict[str, object] | None = None) -> list[QuestionCell]:
     # Kind-major order, so a short run still covers every domain with the first kind, then the next.
-    return [Cell(id=make_id(domain.id, kind), domain=domain, kind=kind,
+    return [QuestionCell(id=make_id(domain.id, kind), domain=domain, kind=kind,
                  pair=(pairs or {}).get(domain.id))  # type: ignore[arg-type]
             for kind in kinds for domain in domains]
 
 
-def preference_cells(sheet: PreferenceSheet, kinds: list[str]) -> list[Cell]:
+def preference_cells(sheet: PreferenceSheet, kinds: list[str]) -> list[QuestionCell]:
     domains = [Domain(id=make_id("pair", pair.id), name=pair.context or f"{pair.preferred} or {pair.dispreferred}")
                for pair in sheet.pairs]
     return _cells(domains, kinds, {domain.id: pair for domain, pair in zip(domains, sheet.pairs)})
 
 
-def heading_cells(ctx: AftContext) -> list[Cell]:
+def heading_cells(ctx: AftContext) -> list[QuestionCell]:
     sections = [s for s in ctx.spec.structure.sections if s.level >= 1 and s.body.strip()]
     if not sections:
         raise DataError(f"{ctx.spec.name}: domains_from is 'headings' but the spec has no headed sections with "
@@ -42,17 +42,16 @@ def heading_cells(ctx: AftContext) -> list[Cell]:
     return _cells(domains, ctx.config.counts.question_kinds)
 
 
-async def llm_cells(ctx: AftContext) -> list[Cell]:
+async def llm_cells(ctx: AftContext) -> list[QuestionCell]:
     log = ctx.log("domains")
     task = "domains"
     record = ctx.stored("domains", task)
     if record is None:
-        ctx.counters["domains"].requests += 1
-        result = await ctx.stage_client("domains").complete_json(ctx.prompts.domains(ctx.config.counts.domains), _DOMAINS)
-        if not result.ok:
-            ctx.counters["domains"].failed += 1
+        result = await ctx.ask_json("domains", ctx.prompts.domains(ctx.config.counts.domains), _DOMAINS, task=task)
+        if result is None or not result.ok:
+            error = "the call failed" if result is None else result.error
             raise DataError(f"{ctx.spec.name}: the generator gave no usable list of conversation domains "
-                            f"({result.error}); rerun to ask again, or set domains_from: headings")
+                            f"({error}); rerun to ask again, or set domains_from: headings")
         record = {"task": task, "answered": True, "items": [d.model_dump() for d in result.value]}
         log.append(record)
     seen: set[str] = set()

@@ -16,7 +16,7 @@ from msmkit.data.filters import looks_like_refusal
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.identity import IdentityGuard
 from msmkit.generate.aft.quotes import check_quotes
-from msmkit.generate.aft.records import Cell, Question
+from msmkit.generate.aft.records import QuestionCell, Question
 from msmkit.generate.aft.think import SplitResponse, split_think
 from msmkit.generate.aft.values import ValueGuard
 from msmkit.llm.types import StopReason
@@ -63,7 +63,7 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-async def _respond(ctx: AftContext, question: Question, cell: Cell) -> dict[str, Any] | None:
+async def _respond(ctx: AftContext, question: Question, cell: QuestionCell) -> dict[str, Any] | None:
     stored = ctx.stored("responses", question.id)
     if stored is not None:
         return stored
@@ -104,7 +104,7 @@ def check_response(record: dict[str, Any], question: Question, checks: Checks
     return split, None, ""
 
 
-async def _judge(ctx: AftContext, question: Question, cell: Cell, split: SplitResponse) -> dict[str, Any] | None:
+async def _judge(ctx: AftContext, question: Question, cell: QuestionCell, split: SplitResponse) -> dict[str, Any] | None:
     assert split.reasoning is not None and split.reply is not None
     task = f"{question.id}:{_hash(split.with_cot())}"
     stored = ctx.stored("judge", task)
@@ -120,11 +120,8 @@ async def _judge(ctx: AftContext, question: Question, cell: Cell, split: SplitRe
         record = {"task": task, "answered": True, "verdict": word if word in ("pass", "fail") else "unclear",
                   "reason": "", "raw": response.text[:300]}
     else:
-        ctx.counters["judge"].requests += 1
-        result = await ctx.stage_client("judge").complete_json(request, JudgeAnswer)
-        if not result.responses:
-            ctx.counters["judge"].failed += 1
-            ctx.run.log(f"aft/judge {task}: {result.error}")
+        result = await ctx.ask_json("judge", request, JudgeAnswer, task=task)
+        if result is None:
             return None
         verdict = result.value.verdict.strip().lower() if result.ok else "unclear"
         record = {"task": task, "answered": True, "verdict": verdict if verdict in ("pass", "fail") else "unclear",
@@ -142,7 +139,7 @@ class JudgeTally:
     unclear: int = 0
 
 
-async def process(ctx: AftContext, question: Question, cell: Cell, checks: Checks, round_number: int,
+async def process(ctx: AftContext, question: Question, cell: QuestionCell, checks: Checks, round_number: int,
                   tally: JudgeTally) -> Example | Drop:
     record = await _respond(ctx, question, cell)
     if record is None:

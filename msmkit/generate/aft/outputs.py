@@ -5,30 +5,58 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from msmkit.data.chat import assistant_tokens, make_token_counter, total_tokens, write_jsonl_and_dataset
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.examples import Drop, Example, JudgeTally
 from msmkit.generate.aft.questions import QuestionPool
 from msmkit.io import atomic_write_jsonl, atomic_write_text
+from msmkit.quality_notes import generation_note
+from msmkit.stages.contract import ChatSet, Sample, first_rows, stats_view
 
-EMBEDDED_NOTE = (
-    "These demonstrations were written and judged by the embedded default model, Gemma 3 270M *base* "
-    "(quantised), prompted in completion style. A 270M base model cannot follow the spec, keep a chain of "
-    "thought well formed, or judge anything: most answers are dropped and the kept ones are not real "
-    "spec-aligned demonstrations. This run shows the pipeline working end to end offline (questions, dedup, "
-    "CoT parsing, judge, backfill, outputs); for real AFT data use a strong API model or a large model behind vLLM.")
 
+class AftDataOutputs(ChatSet):
+    """An AFT data folder: the same demonstrations with and without chain of thought (JSONL and `datasets`
+    folders), drops, the deduplicated questions and their near duplicates, statistics and a plot."""
+
+    WITH_COT: ClassVar[str] = "aft_cot.jsonl"
+    WITHOUT_COT: ClassVar[str] = "aft_nocot.jsonl"
+    DATASET_WITH_COT: ClassVar[str] = "dataset_cot"
+    DATASET_WITHOUT_COT: ClassVar[str] = "dataset_nocot"
+    DROPS: ClassVar[str] = "drops.jsonl"
+    QUESTIONS: ClassVar[str] = "questions.jsonl"
+    DUPLICATES: ClassVar[str] = "duplicates.jsonl"
+    STATS: ClassVar[str] = "stats.json"
+    PLOT: ClassVar[str] = "aft_stats.png"
+    NOTE: ClassVar[str] = "QUALITY_NOTE.txt"
+
+    examples: dict[str, int]  # target, kept, shortfall, surplus_not_used, rounds
+    judge_pass_rate: float | None = None
+    quality_note: str | None = None
+
+    @classmethod
+    def from_stats(cls, folder: Path, stats: dict[str, Any]) -> "AftDataOutputs":
+        return cls(folder=folder, examples=stats["examples"], judge_pass_rate=stats["judge"]["pass_rate_all_rounds"],
+                   quality_note=stats.get("quality_note"))
+
+    def chat_file(self, cot: bool) -> Path:
+        return self.folder / (self.WITH_COT if cot else self.WITHOUT_COT)
+
+    def statistics(self) -> dict[str, Any] | None:
+        return stats_view(self.folder / self.STATS)
+
+    def samples(self, label: str, n: int) -> list[Sample]:
+        found = []
+        for row in first_rows(self.chat_file(cot=True), n):
+            text = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in row["messages"])
+            meta = {k: v for k, v in row.get("metadata", {}).items() if k in ("domain", "kind", "style")}
+            found.append(Sample(kind="demonstration", title=f"{label}: {row['messages'][0]['content'][:80]}",
+                                text=text, meta=meta))
+        return found
 
 def quality_note(ctx: AftContext) -> str | None:
-    config = ctx.client.config
-    if config.provider == "local" and config.model == "embedded":
-        return EMBEDDED_NOTE
-    if ctx.prompts.base_model or ctx.prompts.judge_base_model:
-        return ("The generator or judge is a base model prompted in completion style; read a sample of the "
-                "kept examples before training on them.")
-    return None
+    return generation_note(ctx.client.config, ctx.judge_client.config if ctx.config.judge.enabled else None)
 
 
 def _messages(system: str | None, question: str, answer: str) -> list[dict[str, str]]:
@@ -61,11 +89,11 @@ def write_outputs(ctx: AftContext, *, examples: list[Example], drops: list[Drop]
                   tally: JudgeTally, surplus: int, rounds: int, extra: dict[str, Any]) -> dict[str, Any]:
     out = ctx.run.path
     with_cot, without_cot, method = build_rows(ctx, examples)
-    write_jsonl_and_dataset(with_cot, out / "aft_cot.jsonl", out / "dataset_cot")
-    write_jsonl_and_dataset(without_cot, out / "aft_nocot.jsonl", out / "dataset_nocot")
-    atomic_write_jsonl(out / "drops.jsonl", [drop.as_dict() for drop in drops])
-    atomic_write_jsonl(out / "questions.jsonl", [q.model_dump() for q in pool.unique])
-    atomic_write_jsonl(out / "duplicates.jsonl", pool.duplicates)
+    write_jsonl_and_dataset(with_cot, out / AftDataOutputs.WITH_COT, out / AftDataOutputs.DATASET_WITH_COT)
+    write_jsonl_and_dataset(without_cot, out / AftDataOutputs.WITHOUT_COT, out / AftDataOutputs.DATASET_WITHOUT_COT)
+    atomic_write_jsonl(out / AftDataOutputs.DROPS, [drop.as_dict() for drop in drops])
+    atomic_write_jsonl(out / AftDataOutputs.QUESTIONS, [q.model_dump() for q in pool.unique])
+    atomic_write_jsonl(out / AftDataOutputs.DUPLICATES, pool.duplicates)
     ctx.run.save_usage()
     target = ctx.config.counts.examples
     cot_tokens = [row["metadata"]["assistant_tokens"] for row in with_cot]
@@ -87,17 +115,17 @@ def write_outputs(ctx: AftContext, *, examples: list[Example], drops: list[Drop]
         "assistant_tokens": {"method": method, "with_cot_total": sum(cot_tokens), "without_cot_total": sum(nocot_tokens),
                              "with_cot_mean": statistics.fmean(cot_tokens) if cot_tokens else 0,
                              "without_cot_mean": statistics.fmean(nocot_tokens) if nocot_tokens else 0},
-        "stages": {stage: vars(counter) for stage, counter in ctx.counters.items()},
+        "steps": ctx.counter_table(),
         "usage": ctx.run.usage.totals(),
         "style": ctx.config.style, "generator": ctx.client.config.describe(),
         "identity": ctx.config.identity.model_dump(),
         "quality_note": quality_note(ctx),
         **extra,
     }
-    ctx.run.write_json("stats.json", stats)
-    _plot(stats, out / "aft_stats.png")
+    ctx.run.write_json(AftDataOutputs.STATS, stats)
+    _plot(stats, out / AftDataOutputs.PLOT)
     if stats["quality_note"]:
-        atomic_write_text(out / "QUALITY_NOTE.txt", stats["quality_note"] + "\n")
+        atomic_write_text(out / AftDataOutputs.NOTE, stats["quality_note"] + "\n")
     return stats
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from msmkit.errors import ConfigError
-from msmkit.generate.aft.config import AftConfig
+from msmkit.generate.aft.config import AftDataConfig
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.domains import heading_cells, llm_cells, preference_cells
 from msmkit.generate.aft.examples import Checks, Drop, Example, JudgeTally, process
@@ -25,7 +25,7 @@ from msmkit.generate.aft.outputs import quality_note, write_outputs
 from msmkit.generate.aft.preferences import PreferenceSheet, load_preferences
 from msmkit.generate.aft.prompting import AftPrompts, aft_prompt_hashes
 from msmkit.generate.aft.questions import QuestionPool
-from msmkit.generate.aft.records import Cell
+from msmkit.generate.aft.records import QuestionCell
 from msmkit.generate.aft.values import ValueGuard, derive_value_terms
 from msmkit.llm.client import LLMClient
 from msmkit.llm.progress import progress_bar
@@ -41,7 +41,7 @@ class AftResult:
     stats: dict[str, Any]
 
 
-def _check(config: AftConfig) -> None:
+def _check(config: AftDataConfig) -> None:
     if config.generator.is_base_model and config.domains_from == "llm" and config.style != "value_free":
         raise ConfigError(f"generator {config.generator.describe()} is a base model: it cannot list conversation "
                           "domains as JSON. Set `domains_from: headings` to use the spec's own sections, or use "
@@ -51,12 +51,12 @@ def _check(config: AftConfig) -> None:
                           "vocabulary. Set value_free.derive_terms: false and list value_free.value_terms")
 
 
-def load_identity_spec(config: AftConfig, path: str | Path) -> ModelSpec:
+def load_identity_spec(config: AftDataConfig, path: str | Path) -> ModelSpec:
     return load_spec(path, model_name=config.identity.model_name, provider_name=config.identity.provider_name,
                      warn=False)
 
 
-async def _cells(ctx: AftContext, sheet: PreferenceSheet | None) -> list[Cell]:
+async def _cells(ctx: AftContext, sheet: PreferenceSheet | None) -> list[QuestionCell]:
     if sheet is not None:
         return preference_cells(sheet, ctx.config.counts.question_kinds)
     if ctx.config.domains_from == "headings":
@@ -88,7 +88,7 @@ async def _checks(ctx: AftContext, sheet: PreferenceSheet | None) -> tuple[Check
     return Checks(identity=identity, values=values, quote_spec=quote_spec), extra
 
 
-async def _prefetch_round(ctx: AftContext, batch: list[Any], cells: dict[str, Cell]) -> None:
+async def _prefetch_round(ctx: AftContext, batch: list[Any], cells: dict[str, QuestionCell]) -> None:
     """Batch-API providers: answer the round's new responses as one batch before the per-item pass."""
     if not ctx.client.config.use_batch_api:
         return
@@ -97,7 +97,7 @@ async def _prefetch_round(ctx: AftContext, batch: list[Any], cells: dict[str, Ce
                                      if not (log.get(q.id) or {}).get("answered")])
 
 
-async def _answer_round(ctx: AftContext, pool: QuestionPool, want: int, cells: dict[str, Cell], checks: Checks,
+async def _answer_round(ctx: AftContext, pool: QuestionPool, want: int, cells: dict[str, QuestionCell], checks: Checks,
                         round_number: int, tally: JudgeTally) -> list[Example | Drop]:
     """Answer and judge `want` pooled questions, asking for more questions when the pool is short. Answering
     starts as soon as each chunk of new questions is deduplicated (the embedding overlaps the LLM calls)."""
@@ -123,7 +123,7 @@ async def _answer_round(ctx: AftContext, pool: QuestionPool, want: int, cells: d
         return list(await asyncio.gather(*tasks))
 
 
-async def generate_aft_async(spec_path: str | Path, config: AftConfig, out_dir: str | Path, *,
+async def generate_aft_async(spec_path: str | Path, config: AftDataConfig, out_dir: str | Path, *,
                              report: Report | None = None, extra_stats: dict[str, Any] | None = None) -> AftResult:
     say = report or (lambda message: None)
     _check(config)
@@ -136,7 +136,8 @@ async def generate_aft_async(spec_path: str | Path, config: AftConfig, out_dir: 
     client = LLMClient(config.generator, run=run, stage="aft")
     judge_client = client if config.judge.llm is None else LLMClient(config.judge.llm, run=run, stage="aft/judge")
     prompts = AftPrompts(config, spec.text, config.generator.is_base_model, config.judge_llm.is_base_model)
-    ctx = AftContext(config=config, spec=spec, prompts=prompts, client=client, judge_client=judge_client, run=run)
+    ctx = AftContext(name="aft", config=config, spec=spec, prompts=prompts, client=client, judge_client=judge_client,
+                     run=run)
     started = time.monotonic()
     try:
         note = quality_note(ctx)
@@ -181,6 +182,6 @@ async def generate_aft_async(spec_path: str | Path, config: AftConfig, out_dir: 
         run.close()
 
 
-def generate_aft(spec_path: str | Path, config: AftConfig, out_dir: str | Path, *, report: Report | None = None,
+def generate_aft(spec_path: str | Path, config: AftDataConfig, out_dir: str | Path, *, report: Report | None = None,
                  extra_stats: dict[str, Any] | None = None) -> AftResult:
     return asyncio.run(generate_aft_async(spec_path, config, out_dir, report=report, extra_stats=extra_stats))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from msmkit.generate.aft.config import AftConfig
-from msmkit.generate.aft.records import KIND_DESCRIPTIONS, Cell
+from msmkit.generate.aft.config import AftDataConfig
+from msmkit.generate.aft.records import KIND_DESCRIPTIONS, QuestionCell
 from msmkit.llm.types import LLMRequest
 from msmkit.prompts import load_prompt, prompt_hashes
 
@@ -31,7 +31,7 @@ def render(name: str, **values: object) -> str:
 
 @dataclass(frozen=True)
 class AftPrompts:
-    config: AftConfig
+    config: AftDataConfig
     spec_text: str
     base_model: bool  # the generator
     judge_base_model: bool
@@ -53,7 +53,7 @@ class AftPrompts:
                              max_tokens=self.config.lengths.list_max_tokens, temperature=self.config.temperature,
                              sample_index=self.config.seed)
 
-    def questions(self, cell: Cell, count: int, sample_index: int, batch: int) -> LLMRequest:
+    def questions(self, cell: QuestionCell, count: int, sample_index: int, batch: int) -> LLMRequest:
         kind = cell.kind.replace("_", " ")
         lengths, temperature = self.config.lengths, self.config.temperature
         if self.base_model:
@@ -74,7 +74,7 @@ class AftPrompts:
         return LLMRequest.of(text, system=self._writer_system(), max_tokens=lengths.list_max_tokens,
                              temperature=temperature, sample_index=sample_index)
 
-    def response(self, question: str, cell: Cell) -> LLMRequest:
+    def response(self, question: str, cell: QuestionCell) -> LLMRequest:
         config = self.config
         max_tokens, temperature, seed = config.lengths.response_max_tokens, config.temperature, config.seed
         pair = cell.pair
@@ -100,7 +100,7 @@ class AftPrompts:
         return LLMRequest.of(render("response", question=question, model_name=self.model_name), system=system,
                              max_tokens=max_tokens, temperature=temperature, sample_index=seed)
 
-    def judge(self, question: str, reasoning: str, reply: str, cell: Cell) -> LLMRequest:
+    def judge(self, question: str, reasoning: str, reply: str, cell: QuestionCell) -> LLMRequest:
         pair = cell.pair
         max_tokens = self.config.lengths.judge_max_tokens
         if self.judge_base_model:

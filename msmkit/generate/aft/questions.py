@@ -15,8 +15,8 @@ from pydantic import TypeAdapter
 
 from msmkit.data.dedup import EmbeddingIndex, embed, load_embedder
 from msmkit.generate.aft.context import AftContext
-from msmkit.generate.aft.records import Cell, Question, make_id
-from msmkit.generate.corpus.parsing import parse_line_list
+from msmkit.generate.aft.records import QuestionCell, Question, make_id
+from msmkit.generate.line_list import parse_line_list
 from msmkit.llm.progress import progress_bar
 
 _QUESTIONS = TypeAdapter(list[str])
@@ -35,7 +35,7 @@ def load_question_embedder(precision: str = "bfloat16") -> Any:
 
 
 class QuestionPool:
-    def __init__(self, ctx: AftContext, cells: list[Cell]) -> None:
+    def __init__(self, ctx: AftContext, cells: list[QuestionCell]) -> None:
         self.ctx = ctx
         self.cells = cells
         self.next_request = 0
@@ -87,7 +87,7 @@ class QuestionPool:
                 for answer in answers:
                     answer.cancel()
 
-    def _cell(self, k: int) -> Cell:
+    def _cell(self, k: int) -> QuestionCell:
         return self.cells[k % len(self.cells)]
 
     def _task(self, k: int) -> str:
@@ -113,11 +113,8 @@ class QuestionPool:
             items = parse_line_list("3. " + response.text.strip(), ctx.config.counts.questions_per_request)
             record = {"task": task, "answered": True, "items": items, "error": None}
         else:
-            ctx.counters["questions"].requests += 1
-            result = await ctx.stage_client("questions").complete_json(request, _QUESTIONS)
-            if not result.responses:
-                ctx.counters["questions"].failed += 1
-                ctx.run.log(f"aft/questions {task}: {result.error}")
+            result = await ctx.ask_json("questions", request, _QUESTIONS, task=task)
+            if result is None:
                 return None
             record = {"task": task, "answered": True, "items": list(result.value) if result.ok else [],
                       "error": result.error}

@@ -28,7 +28,7 @@ class Domain(BaseModel):
     description: str = ""
 
 
-class Cell(BaseModel):
+class QuestionCell(BaseModel):
     """One (domain, question kind) pair; question requests go round-robin over cells."""
 
     id: str

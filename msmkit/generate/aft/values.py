@@ -65,11 +65,10 @@ async def derive_value_terms(ctx: "AftContext", spec_texts: list[str]) -> list[s
         task = hashlib.sha256(spec_text.encode("utf-8")).hexdigest()[:16]
         record = ctx.stored("value_terms", task)
         if record is None:
-            ctx.counters["value_terms"].requests += 1
-            result = await ctx.stage_client("value_terms").complete_json(ctx.prompts.value_terms(spec_text), ValueTerms)
-            if not result.ok:
-                ctx.counters["value_terms"].failed += 1
-                raise DataError(f"the generator gave no usable list of value terms for a guard spec ({result.error}); "
+            result = await ctx.ask_json("value_terms", ctx.prompts.value_terms(spec_text), ValueTerms, task=task)
+            if result is None or not result.ok:
+                error = "the call failed" if result is None else result.error
+                raise DataError(f"the generator gave no usable list of value terms for a guard spec ({error}); "
                                 "rerun to ask again, or set value_free.derive_terms: false and list value_terms")
             record = {"task": task, "answered": True, "terms": result.value.terms}
             ctx.log("value_terms").append(record)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from msmkit.generate.aft.config import AftConfig
+from msmkit.generate.aft.config import AftDataConfig
 from msmkit.generate.aft.pipeline import AftResult, Report, generate_aft
 from msmkit.llm.client import LLMClient
 from msmkit.llm.types import LLMConfig
@@ -34,7 +34,7 @@ async def write_anti_spec(spec_path: str | Path, llm: LLMConfig, out_dir: str | 
     return write_variant(variant, target)
 
 
-def generate_anti_spec(spec_path: str | Path, config: AftConfig, out_dir: str | Path, *,
+def generate_anti_spec(spec_path: str | Path, config: AftDataConfig, out_dir: str | Path, *,
                        inverter: LLMConfig | None = None, report: Report | None = None) -> AftResult:
     """Invert with `inverter` (default: the generator), then AFT data from the inverted spec."""
     say = report or (lambda message: None)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from msmkit.generate.aft.config import AftConfig
+from msmkit.generate.aft.config import AftDataConfig
 from msmkit.generate.aft.pipeline import AftResult, Report, generate_aft
 
 
-def deliberative_config(config: AftConfig) -> AftConfig:
+def deliberative_config(config: AftDataConfig) -> AftDataConfig:
     return config.model_copy(update={"style": "deliberative"})
 
 
-def generate_deliberative(spec_path: str | Path, config: AftConfig, out_dir: str | Path, *,
+def generate_deliberative(spec_path: str | Path, config: AftDataConfig, out_dir: str | Path, *,
                           report: Report | None = None) -> AftResult:
     return generate_aft(spec_path, deliberative_config(config), out_dir, report=report,
                         extra_stats={"baseline": "deliberative_alignment"})

@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from pydantic import Field
 
@@ -24,13 +24,14 @@ from msmkit.data.chat import make_token_counter, write_jsonl_and_dataset
 from msmkit.data.filters import looks_like_refusal
 from msmkit.errors import ConfigError, DataError
 from msmkit.generate.aft.values import ValueGuard
-from msmkit.generate.corpus.store import StageLog
+from msmkit.generate.context import GenerationContext
 from msmkit.io import atomic_write_jsonl
-from msmkit.llm.client import LLMCallFailed, LLMClient
+from msmkit.llm.client import LLMClient
 from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMConfig, LLMRequest, StopReason
 from msmkit.prompts import load_prompt, prompt_hashes
 from msmkit.runs import RunDir
+from msmkit.stages.contract import DocumentSet, Sample, first_rows, stats_view
 
 NEUTRAL_TOPICS: tuple[str, ...] = (
     "home vegetable gardening", "the water cycle", "maintaining a bicycle", "the history of the printing press",
@@ -47,6 +48,7 @@ NEUTRAL_DOC_TYPES: tuple[str, ...] = (
 )
 # AI talk is off-limits in a neutral corpus whatever the spec.
 AI_TERMS: tuple[str, ...] = ("artificial intelligence", "AI assistant", "language model", "chatbot", "machine learning")
+NEUTRAL_PROMPTS = ["aft/neutral_document", "aft/base_neutral_document"]
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]?\s")
 
 
@@ -95,6 +97,42 @@ def corpus_token_total(path: str | Path, count: Callable[[str], int]) -> tuple[i
     return total, documents
 
 
+class NeutralOutputs(DocumentSet):
+    """A neutral corpus folder: documents with no spec content (JSONL and `datasets`), drops and statistics."""
+
+    DOCUMENTS: ClassVar[str] = "neutral.jsonl"
+    DATASET: ClassVar[str] = "dataset"
+    DROPS: ClassVar[str] = "drops.jsonl"
+    STATS: ClassVar[str] = "stats.json"
+
+    documents: int
+    tokens: int
+    target_tokens: int
+    within_tolerance: bool
+
+    @classmethod
+    def from_stats(cls, folder: Path, stats: dict[str, Any]) -> "NeutralOutputs":
+        return cls(folder=folder, documents=stats["documents"], tokens=stats["achieved_tokens"],
+                   target_tokens=stats["target_tokens"], within_tolerance=stats["within_tolerance"])
+
+    @property
+    def documents_file(self) -> Path:
+        return self.folder / self.DOCUMENTS
+
+    def notes(self, label: str) -> list[str]:
+        if self.within_tolerance:
+            return []
+        return [f"{label}: {self.tokens:,} tokens against a target of {self.target_tokens:,}: outside the tolerance"]
+
+    def statistics(self) -> dict[str, Any] | None:
+        return stats_view(self.folder / self.STATS)
+
+    def samples(self, label: str, n: int) -> list[Sample]:
+        return [Sample(kind="document", title=f"{label}: {row.get('id')}", text=row["text"],
+                       meta={k: row[k] for k in ("doc_type", "topic", "token_count") if k in row})
+                for row in first_rows(self.documents_file, n)]
+
+
 @dataclass
 class NeutralResult:
     out_dir: Path
@@ -104,11 +142,8 @@ class NeutralResult:
 class NeutralGenerator:
     def __init__(self, config: NeutralConfig, run: RunDir, client: LLMClient) -> None:
         self.config = config
-        self.run = run
-        self.client = client
-        self.log = StageLog(run.stage_dir("stages") / "documents.jsonl")
+        self.ctx = GenerationContext(name="neutral", client=client, run=run)
         self.guard = ValueGuard.build([*config.forbidden_terms, *AI_TERMS])
-        self.requests = self.reused = self.failed = 0
 
     def task(self, k: int) -> tuple[str, str, str, int]:
         topics, types = self.config.topics, self.config.doc_types
@@ -130,20 +165,15 @@ class NeutralGenerator:
 
     async def answer(self, k: int) -> dict[str, Any] | None:
         task = self.task(k)[0]
-        stored = self.log.get(task)
+        stored = self.ctx.stored("documents", task)
         if stored is not None:
-            self.reused += 1
             return stored
-        self.requests += 1
-        try:
-            response = await self.client.complete(self.request(k))
-        except LLMCallFailed as exc:
-            self.failed += 1
-            self.run.log(f"neutral/documents {task}: {exc}")
+        response = await self.ctx.ask("documents", self.request(k), task=task)
+        if response is None:
             return None
         record = {"task": task, "answered": True, "text": response.text, "stop_reason": response.stop_reason,
                   "model": response.model}
-        self.log.append(record)
+        self.ctx.log("documents").append(record)
         return record
 
     def outcome(self, record: dict[str, Any] | None) -> tuple[str | None, str]:
@@ -172,8 +202,8 @@ async def generate_neutral_async(match_corpus: str | Path, config: NeutralConfig
     target, msm_documents = corpus_token_total(match_corpus, count)
     run = RunDir(out_dir)
     run.write_config(config)
-    run.record_prompts(prompt_hashes(["aft/neutral_document", "aft/base_neutral_document"]))
-    client = LLMClient(config.generator, run=run, stage="neutral/documents")
+    run.record_prompts(prompt_hashes(NEUTRAL_PROMPTS))
+    client = LLMClient(config.generator, run=run, stage="neutral")
     generator = NeutralGenerator(config, run, client)
     low, high = target * (1 - config.tolerance), target * (1 + config.tolerance)
     say(f"matching {target:,} tokens ({method}) of {msm_documents} MSM documents in {match_corpus}")
@@ -211,20 +241,21 @@ async def generate_neutral_async(match_corpus: str | Path, config: NeutralConfig
                              "generator": config.generator.describe()})
                 total += tokens
             say(f"round {rounds}: {len(kept)} documents, {total:,} of {target:,} tokens")
-        write_jsonl_and_dataset(kept, run.path / "neutral.jsonl", run.path / "dataset")
-        atomic_write_jsonl(run.path / "drops.jsonl", [{"reason": r, "count": n} for r, n in drops.items()])
+        write_jsonl_and_dataset(kept, run.path / NeutralOutputs.DOCUMENTS, run.path / NeutralOutputs.DATASET)
+        atomic_write_jsonl(run.path / NeutralOutputs.DROPS, [{"reason": r, "count": n} for r, n in drops.items()])
         run.save_usage()
+        counters = generator.ctx.counters["documents"]
         stats = {"target_tokens": target, "achieved_tokens": total, "ratio": round(total / target, 4),
                  "within_tolerance": low <= total <= high, "tolerance": config.tolerance,
                  "token_count_method": method, "msm_corpus": str(match_corpus), "msm_documents": msm_documents,
                  "documents": len(kept), "drops": drops, "rounds": rounds,
-                 "requests": {"made": generator.requests, "reused_from_log": generator.reused,
-                              "failed": generator.failed},
+                 "requests": {"made": counters.requests, "reused_from_log": counters.reused,
+                              "failed": counters.failed},
                  "usage": run.usage.totals(), "generator": config.generator.describe()}
-        run.write_json("stats.json", stats)
+        run.write_json(NeutralOutputs.STATS, stats)
         return NeutralResult(out_dir=run.path, stats=stats)
     finally:
-        generator.log.close()
+        generator.ctx.close()
         await client.aclose()
         run.close()
 

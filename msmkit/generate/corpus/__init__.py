@@ -2,10 +2,10 @@
 
 from msmkit.generate.corpus.config import (
     CorpusConfig,
-    CountsConfig,
-    DedupConfig,
+    CorpusCountsConfig,
+    CorpusDedupConfig,
     FaithfulnessConfig,
-    LengthsConfig,
+    CorpusLengthsConfig,
     SubjectConfig,
     load_corpus_config,
 )
@@ -13,6 +13,6 @@ from msmkit.generate.corpus.pipeline import CorpusResult, generate_corpus, gener
 from msmkit.generate.corpus.preview import Projection
 
 __all__ = [
-    "CorpusConfig", "CorpusResult", "CountsConfig", "DedupConfig", "FaithfulnessConfig", "LengthsConfig",
+    "CorpusConfig", "CorpusResult", "CorpusCountsConfig", "CorpusDedupConfig", "FaithfulnessConfig", "CorpusLengthsConfig",
     "Projection", "SubjectConfig", "generate_corpus", "generate_corpus_async", "load_corpus_config",
 ]

@@ -18,13 +18,13 @@ from msmkit.data.filters import IdentityCheck, estimate_tokens
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.documents import final_answer, judge_outcome
 from msmkit.generate.corpus.judge import JudgeItem, judge_documents
-from msmkit.generate.corpus.plan import Cell
+from msmkit.generate.corpus.quotas import DocTypeCell
 from msmkit.generate.corpus.records import Drop, Idea, text_hash
 
 
 @dataclass
 class KeptDocument:
-    cell: Cell
+    cell: DocTypeCell
     idea: Idea
     text: str
     model: str
@@ -48,7 +48,7 @@ class Assembly:
     drops: list[Drop] = field(default_factory=list)
     kept_per_cell: dict[str, int] = field(default_factory=dict)
 
-    def deficits(self, cells: list[Cell]) -> dict[str, int]:
+    def deficits(self, cells: list[DocTypeCell]) -> dict[str, int]:
         return {cell.id: cell.quota - self.kept_per_cell.get(cell.id, 0) for cell in cells
                 if self.kept_per_cell.get(cell.id, 0) < cell.quota}
 
@@ -70,7 +70,7 @@ class Assembler:
         self.identity = identity_check_for(ctx)
         self._vectors: dict[str, np.ndarray] = {}  # embedding cache across rounds, by text hash
 
-    def _near_duplicates(self, candidates: list[tuple[Cell, Idea, str]]) -> dict[int, tuple[str, float]]:
+    def _near_duplicates(self, candidates: list[tuple[DocTypeCell, Idea, str]]) -> dict[int, tuple[str, float]]:
         settings = self.ctx.config.dedup
         if settings.method == "none" or not candidates:
             return {}
@@ -93,13 +93,13 @@ class Assembler:
             vectors=np.stack([self._vectors[h] for h in hashes]))
         return {position: (str(key), score) for position, (key, score) in duplicates.items()}
 
-    async def assemble(self, cells: list[Cell]) -> Assembly:
+    async def assemble(self, cells: list[DocTypeCell]) -> Assembly:
         config = self.ctx.config
         base = self.ctx.prompts.base_model
         entries = sorted(((idea.round, order, position, cell, idea) for order, cell in enumerate(cells)
                           for position, idea in enumerate(cell.ideas)), key=lambda entry: entry[:3])
         assembly = Assembly()
-        candidates: list[tuple[Cell, Idea, str]] = []
+        candidates: list[tuple[DocTypeCell, Idea, str]] = []
         models: dict[str, str] = {}
         for _, _, _, cell, idea in entries:
             record = final_answer(self.ctx, idea.id)
@@ -113,7 +113,7 @@ class Assembler:
             candidates.append((cell, idea, outcome.text))
             models[idea.id] = (record or {}).get("model") or self.ctx.client.config.model
         duplicates = self._near_duplicates(candidates)
-        unique: list[tuple[Cell, Idea, str]] = []
+        unique: list[tuple[DocTypeCell, Idea, str]] = []
         for position, candidate in enumerate(candidates):
             if position in duplicates:
                 of, similarity = duplicates[position]

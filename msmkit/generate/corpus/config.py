@@ -37,7 +37,7 @@ class SubjectConfig(StrictModel):
         return self.other_ai_provider if self.kind == "other_ai" else self.provider_name
 
 
-class CountsConfig(StrictModel):
+class CorpusCountsConfig(StrictModel):
     """Planned sizes. Each stage asks for exactly these and tops up / trims to them."""
 
     domains: int = Field(4, ge=1)  # LLM decomposition only; headings mode uses the spec's sections
@@ -52,7 +52,7 @@ class CountsConfig(StrictModel):
     max_topup_rounds: int = Field(2, ge=0)  # extra idea+document rounds to replace dropped documents
 
 
-class LengthsConfig(StrictModel):
+class CorpusLengthsConfig(StrictModel):
     min_words: int = Field(150, ge=1)
     max_words: int | None = Field(2000, ge=1)
     target_words: int = Field(600, ge=1)  # told to the generator
@@ -62,7 +62,7 @@ class LengthsConfig(StrictModel):
     base_excerpt_chars: int = Field(1500, ge=100)  # base models: spec passage shown in completion prompts
 
 
-class DedupConfig(StrictModel):
+class CorpusDedupConfig(StrictModel):
     method: Literal["minhash", "embedding", "none"] = "minhash"
     minhash_threshold: float = Field(0.8, gt=0.0, le=1.0)  # estimated Jaccard of 5-word shingles
     embedding_threshold: float = Field(0.91, ge=-1.0, le=1.0)  # cosine, all-MiniLM-L6-v2
@@ -80,9 +80,9 @@ class CorpusConfig(StrictModel):
     subject: SubjectConfig = Field(default_factory=SubjectConfig)
     rules_mode: bool = False  # the spec is a bare rule list: documents depict compliance with the rules
     decompose: Literal["llm", "headings"] = "llm"
-    counts: CountsConfig = Field(default_factory=CountsConfig)
-    lengths: LengthsConfig = Field(default_factory=LengthsConfig)
-    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    counts: CorpusCountsConfig = Field(default_factory=CorpusCountsConfig)
+    lengths: CorpusLengthsConfig = Field(default_factory=CorpusLengthsConfig)
+    dedup: CorpusDedupConfig = Field(default_factory=CorpusDedupConfig)
     faithfulness: FaithfulnessConfig = Field(default_factory=FaithfulnessConfig)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     tokenizer: str | None = None  # HF tokenizer (local folder or cached name) for token counts; else ~4 chars/token

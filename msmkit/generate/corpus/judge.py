@@ -39,11 +39,9 @@ async def _judge_one(ctx: CorpusContext, item: JudgeItem) -> dict[str, Any]:
     if stored is not None:
         ctx.counters["judge"].reused += 1
         return stored
-    ctx.counters["judge"].requests += 1
-    result = await ctx.stage_client("judge").complete_json(ctx.prompts.judge(item.text, item.assertions), _VERDICT)
-    if not result.responses:
-        ctx.counters["judge"].failed += 1
-        return {"task": item.task, "answered": False, "error": result.error}
+    result = await ctx.ask_json("judge", ctx.prompts.judge(item.text, item.assertions), _VERDICT, task=item.task)
+    if result is None:
+        return {"task": item.task, "answered": False}
     record = {"task": item.task, "answered": True, "ok": result.ok, "error": result.error,
               "keep": bool(result.value.keep) if result.ok else False,
               "reason": result.value.reason if result.ok else ""}

@@ -1,4 +1,4 @@
-"""List stages (domains, subdomains, assertions, document types, ideas) with their counts enforced.
+"""List steps (domains, subdomains, assertions, document types, ideas) with their counts enforced.
 
 Each parent asks for exactly `want` items. A short answer is topped up by asking for the missing
 number (listing what it already has); a long one is trimmed. Every answer is logged under the task
@@ -14,9 +14,8 @@ from typing import Any, Callable
 from pydantic import TypeAdapter
 
 from msmkit.generate.corpus.context import CorpusContext
-from msmkit.generate.corpus.parsing import parse_line_list
+from msmkit.generate.line_list import parse_line_list
 from msmkit.generate.corpus.records import make_id
-from msmkit.llm.client import LLMCallFailed
 from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMRequest
 
@@ -39,43 +38,35 @@ class ListJob:
     gave_up: bool = False
 
 
-async def _answer(ctx: CorpusContext, stage: str, job: ListJob, task: str, request: LLMRequest,
+async def _answer(ctx: CorpusContext, step: str, job: ListJob, task: str, request: LLMRequest,
                   need: int) -> dict[str, Any]:
-    client = ctx.stage_client(stage)
-    counters = ctx.counters[stage]
-    counters.requests += 1
     if job.adapter is not None:
-        result = await client.complete_json(request, job.adapter)
-        if not result.responses:  # the call itself failed: not answered, a rerun asks again
-            counters.failed += 1
-            ctx.run.log(f"{stage} {task}: {result.error}")
-            return {"task": task, "answered": False, "error": result.error}
+        result = await ctx.ask_json(step, request, job.adapter, task=task)
+        if result is None:  # the call itself failed: not answered, a rerun asks again
+            return {"task": task, "answered": False}
         items = [item.model_dump() for item in result.value] if result.ok else []
         text = result.response.text if result.response else ""
         stop = result.response.stop_reason if result.response else ""
         record = {"task": task, "answered": True, "items": items, "error": result.error, "stop_reason": stop,
                   "text": text}
     else:
-        try:
-            response = await client.complete(request)
-        except LLMCallFailed as exc:
-            counters.failed += 1
-            ctx.run.log(f"{stage} {task}: call failed: {exc}")
-            return {"task": task, "answered": False, "error": str(exc)}
+        response = await ctx.ask(step, request, task=task)
+        if response is None:
+            return {"task": task, "answered": False}
         lines = parse_line_list(f"{job.base_opener}{response.text}", limit=need)
         record = {"task": task, "answered": True, "items": [job.base_item(line) for line in lines],
                   "error": None if lines else "no list items in the completion",
                   "stop_reason": response.stop_reason, "text": response.text}
     if not record["items"]:
-        counters.unusable += 1
-    ctx.log(stage).append(record)
+        ctx.counters[step].unusable += 1
+    ctx.log(step).append(record)
     return record
 
 
-async def fill_lists(ctx: CorpusContext, stage: str, jobs: list[ListJob]) -> None:
+async def fill_lists(ctx: CorpusContext, step: str, jobs: list[ListJob]) -> None:
     """Fill every job's `items` up to its `want` (fewer only when calls fail or answers stay short)."""
-    log = ctx.log(stage)
-    counters = ctx.counters[stage]
+    log = ctx.log(step)
+    counters = ctx.counters[step]
     for attempt in range(1 + ctx.config.counts.max_topup_requests):
         active = [job for job in jobs if not job.gave_up and len(job.items) < job.want]
         if not active:
@@ -94,11 +85,11 @@ async def fill_lists(ctx: CorpusContext, stage: str, jobs: list[ListJob]) -> Non
                 counters.topup_requests += 1
             request = job.build([job.describe(item) for item in job.items], need, ctx.sample_index(attempt))
             pending.append((number, job, task, request, need))
-        await ctx.prefetch(stage, [request for _, _, _, request, _ in pending])
-        label = f"corpus/{stage}" + (f" (top-up {attempt})" if attempt else "")
+        await ctx.prefetch(step, [request for _, _, _, request, _ in pending])
+        label = f"corpus/{step}" + (f" (top-up {attempt})" if attempt else "")
         with progress_bar(label, total=len(pending)) as advance:
             async def answer(job: ListJob, task: str, request: LLMRequest, need: int) -> dict[str, Any]:
-                record = await _answer(ctx, stage, job, task, request, need)
+                record = await _answer(ctx, step, job, task, request, need)
                 advance()
                 return record
 
@@ -114,7 +105,7 @@ async def fill_lists(ctx: CorpusContext, stage: str, jobs: list[ListJob]) -> Non
                 if len(job.items) >= job.want:
                     counters.items_trimmed += len(record["items"]) - position
                     break
-                item = job.accept(raw, make_id(job.parent_id, stage, attempt, position))
+                item = job.accept(raw, make_id(job.parent_id, step, attempt, position))
                 if item is None:
                     counters.items_rejected += 1
                 else:

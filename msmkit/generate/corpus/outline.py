@@ -9,7 +9,7 @@ from typing import Any
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.lists import ListJob, fill_lists
 from msmkit.generate.corpus.parsing import ASSERTIONS, DOC_TYPES, IDEAS
-from msmkit.generate.corpus.plan import Cell
+from msmkit.generate.corpus.quotas import DocTypeCell
 from msmkit.generate.corpus.prompting import assertion_labels
 from msmkit.generate.corpus.records import Assertion, DocType, Domain, Idea, Subdomain
 
@@ -58,11 +58,11 @@ async def characterise_subdomains(ctx: CorpusContext, domains: list[Domain], sub
             {sub.id: job.items for sub, job in zip(subdomains, type_jobs)})
 
 
-async def propose_ideas(ctx: CorpusContext, wants: list[tuple[Cell, int]], round_number: int) -> None:
+async def propose_ideas(ctx: CorpusContext, wants: list[tuple[DocTypeCell, int]], round_number: int) -> None:
     """Ask each cell for `want` more ideas (round 0: its quota; later rounds: replacements for drops)."""
     base = ctx.prompts.base_model
 
-    def job(cell: Cell, want: int) -> ListJob:
+    def job(cell: DocTypeCell, want: int) -> ListJob:
         labels = assertion_labels(cell.assertions)
         assertion_ids = [assertion.id for assertion in cell.assertions]
         start = len(cell.ideas)

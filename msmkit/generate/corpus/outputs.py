@@ -7,38 +7,67 @@ import statistics
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from msmkit.generate.corpus.assemble import Assembly, token_counter
 from msmkit.generate.corpus.context import CorpusContext
-from msmkit.generate.corpus.plan import Cell
+from msmkit.generate.corpus.quotas import DocTypeCell
 from msmkit.generate.corpus.plots import plot_corpus_stats
 from msmkit.generate.corpus.records import Domain, Subdomain
 from msmkit.io import atomic_write_jsonl, atomic_write_text
+from msmkit.quality_notes import generation_note
+from msmkit.stages.contract import DocumentSet, Sample, first_rows, stats_view
 
-EMBEDDED_NOTE = (
-    "These documents were written by the embedded default generator, Gemma 3 270M *base* (quantised). "
-    "A 270M base model cannot follow instructions: its documents are mostly off-topic, repetitive or "
-    "incoherent, and they do not faithfully explain the spec. This corpus shows that the pipeline runs end "
-    "to end (decomposition, generation, cleaning, outputs) on a laptop with no keys; it is not a corpus that "
-    "would teach a model the spec. For real MSM data use a strong API model or a large model behind vLLM.")
-BASE_MODEL_NOTE = (
-    "The generator is a base model prompted in completion style: documents follow the spec only as far as "
-    "the model continues the prompt faithfully. Read a sample before training on them.")
 
+class CorpusOutputs(DocumentSet):
+    """An MSM corpus folder: the documents (JSONL and a `datasets` folder), why others were dropped, flags, the
+    decomposition tree, statistics and a plot."""
+
+    DOCUMENTS: ClassVar[str] = "corpus.jsonl"
+    DATASET: ClassVar[str] = "dataset"
+    DROPS: ClassVar[str] = "drops.jsonl"
+    FLAGS: ClassVar[str] = "flags.jsonl"
+    TREE: ClassVar[str] = "tree.json"
+    STATS: ClassVar[str] = "stats.json"
+    PLOT: ClassVar[str] = "corpus_stats.png"
+    NOTE: ClassVar[str] = "QUALITY_NOTE.txt"
+
+    documents: dict[str, int]  # target, kept, shortfall, dropped
+    tokens: int
+    quality_note: str | None = None
+
+    @classmethod
+    def from_stats(cls, folder: Path, stats: dict[str, Any]) -> "CorpusOutputs":
+        return cls(folder=folder, documents=stats["documents"], tokens=stats["token_lengths"]["total"],
+                   quality_note=stats.get("quality_note"))
+
+    @property
+    def documents_file(self) -> Path:
+        return self.folder / self.DOCUMENTS
+
+    def notes(self, label: str) -> list[str]:
+        if not self.documents.get("shortfall"):
+            return []
+        return [f"{label}: {self.documents['shortfall']} of {self.documents['target']} planned documents are "
+                "missing after cleaning and top-ups"]
+
+    def statistics(self) -> dict[str, Any] | None:
+        return stats_view(self.folder / self.STATS)
+
+    def samples(self, label: str, n: int) -> list[Sample]:
+        return [Sample(kind="document", title=f"{label}: {row.get('idea') or row.get('id')}", text=row["text"],
+                       meta={k: row[k] for k in ("domain", "doc_type", "topic", "token_count") if k in row})
+                for row in first_rows(self.documents_file, n)]
 
 def quality_note(ctx: CorpusContext) -> str | None:
-    config = ctx.client.config
-    if config.provider == "local" and config.model == "embedded":
-        return EMBEDDED_NOTE
-    return BASE_MODEL_NOTE if ctx.prompts.base_model else None
+    return generation_note(ctx.client.config, ctx.judge_client.config if ctx.judge_client else None)
 
 
-def _tree(domains: list[Domain], subdomains: list[Subdomain], cells: list[Cell], assembly: Assembly,
+def _tree(domains: list[Domain], subdomains: list[Subdomain], cells: list[DocTypeCell], assembly: Assembly,
           assertions: dict[str, Any]) -> list[dict[str, Any]]:
     drops = {drop.idea_id: drop.reason for drop in assembly.drops}
     kept = {document.idea.id for document in assembly.kept}
-    cells_by_sub: dict[str, list[Cell]] = {}
+    cells_by_sub: dict[str, list[DocTypeCell]] = {}
     for cell in cells:
         cells_by_sub.setdefault(cell.subdomain.id, []).append(cell)
     tree = []
@@ -54,7 +83,7 @@ def _tree(domains: list[Domain], subdomains: list[Subdomain], cells: list[Cell],
     return tree
 
 
-def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list[Subdomain], cells: list[Cell],
+def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list[Subdomain], cells: list[DocTypeCell],
                   assertions: dict[str, Any], assembly: Assembly, target: int, elapsed_s: float) -> dict[str, Any]:
     out = ctx.run.path
     count, method = token_counter(ctx.config.tokenizer)
@@ -63,11 +92,11 @@ def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list
     for document in assembly.kept:
         rows.append(document.row(count(document.text), method, subject.name if subject.kind != "humans" else "humans",
                                  ctx.spec.text_sha256))
-    atomic_write_jsonl(out / "corpus.jsonl", rows)
-    _write_dataset(rows, out / "dataset")
-    atomic_write_jsonl(out / "drops.jsonl", [drop.model_dump() for drop in assembly.drops])
-    atomic_write_jsonl(out / "flags.jsonl", ctx.flags)
-    ctx.run.write_json("tree.json", _tree(domains, subdomains, cells, assembly, assertions))
+    atomic_write_jsonl(out / CorpusOutputs.DOCUMENTS, rows)
+    _write_dataset(rows, out / CorpusOutputs.DATASET)
+    atomic_write_jsonl(out / CorpusOutputs.DROPS, [drop.model_dump() for drop in assembly.drops])
+    atomic_write_jsonl(out / CorpusOutputs.FLAGS, ctx.flags)
+    ctx.run.write_json(CorpusOutputs.TREE, _tree(domains, subdomains, cells, assembly, assertions))
 
     lengths = [row["token_count"] for row in rows]
     ctx.run.save_usage()
@@ -85,7 +114,7 @@ def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list
             "method": ctx.config.decompose, "domains": len(domains), "subdomains": len(subdomains),
             "cells": len(cells), "excerpts_verified": sum(1 for s in subdomains if s.excerpt_verified),
             "excerpts_unverified_flagged": len([f for f in ctx.flags if f["kind"] == "unverified_excerpt"])},
-        "stages": {stage: asdict(counter) for stage, counter in ctx.counters.items()},
+        "steps": ctx.counter_table(),
         "usage": ctx.run.usage.totals(),
         "generator": ctx.client.config.describe(),
         "judge": ctx.judge_client.config.describe() if ctx.judge_client else None,
@@ -94,10 +123,10 @@ def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list
         "stage_seconds": {stage: round(seconds, 3) for stage, seconds in ctx.timings.items()},
         "quality_note": quality_note(ctx),
     }
-    ctx.run.write_json("stats.json", stats)
-    plot_corpus_stats(stats, out / "corpus_stats.png")
+    ctx.run.write_json(CorpusOutputs.STATS, stats)
+    plot_corpus_stats(stats, out / CorpusOutputs.PLOT)
     if stats["quality_note"]:
-        atomic_write_text(out / "QUALITY_NOTE.txt", stats["quality_note"] + "\n")
+        atomic_write_text(out / CorpusOutputs.NOTE, stats["quality_note"] + "\n")
     return stats
 
 

@@ -18,11 +18,11 @@ from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.decompose import decompose_by_headings, decompose_with_llm
 from msmkit.generate.corpus.documents import DocumentJob, write_documents
 from msmkit.generate.corpus.outputs import quality_note, write_outputs
-from msmkit.generate.corpus.plan import Cell, allocate_quotas
-from msmkit.generate.corpus.preview import Projection, StageProjection, project
+from msmkit.generate.corpus.quotas import DocTypeCell, allocate_quotas
+from msmkit.generate.corpus.preview import Projection, CallProjection, project
 from msmkit.generate.corpus.prompting import CorpusPrompts, corpus_prompt_hashes
 from msmkit.generate.corpus.records import Domain, Subdomain
-from msmkit.generate.corpus.stages import characterise_subdomains, propose_ideas
+from msmkit.generate.corpus.outline import characterise_subdomains, propose_ideas
 from msmkit.llm.client import LLMClient
 from msmkit.runs import RunDir
 from msmkit.spec import ModelSpec, load_spec
@@ -68,18 +68,18 @@ def _subdomain_quotas(config: CorpusConfig, subdomains: list[Subdomain]) -> dict
 
 
 def _cells(domains: list[Domain], subdomains: list[Subdomain], quotas: dict[str, int],
-           assertions: dict[str, Any], doc_types: dict[str, Any]) -> list[Cell]:
+           assertions: dict[str, Any], doc_types: dict[str, Any]) -> list[DocTypeCell]:
     """One cell per (subdomain, document type); a subdomain's documents are spread over its types."""
     by_id = {domain.id: domain for domain in domains}
     cells = []
     for sub in subdomains:
         types = doc_types.get(sub.id, [])
         for doc_type, quota in zip(types, allocate_quotas(len(types), quotas.get(sub.id, 0), 0)):
-            cells.append(Cell(by_id[sub.domain_id], sub, doc_type, assertions.get(sub.id, []), quota))
+            cells.append(DocTypeCell(by_id[sub.domain_id], sub, doc_type, assertions.get(sub.id, []), quota))
     return cells
 
 
-async def _documents_for(ctx: CorpusContext, cells: list[Cell], round_number: int) -> None:
+async def _documents_for(ctx: CorpusContext, cells: list[DocTypeCell], round_number: int) -> None:
     jobs = []
     for cell in cells:
         by_id = {assertion.id: assertion for assertion in cell.assertions}
@@ -90,7 +90,7 @@ async def _documents_for(ctx: CorpusContext, cells: list[Cell], round_number: in
     await write_documents(ctx, jobs)
 
 
-def _decomposition_projection(ctx: CorpusContext) -> StageProjection | None:
+def _decomposition_projection(ctx: CorpusContext) -> CallProjection | None:
     if ctx.config.decompose == "headings":
         return None
     usage = ctx.run.usage.totals()["by_stage"]
@@ -102,7 +102,7 @@ def _decomposition_projection(ctx: CorpusContext) -> StageProjection | None:
             input_tokens += int(entry["input_tokens"])
             output_tokens += int(entry["output_tokens"])
             cost += float(entry["cost_usd"])
-    return StageProjection("decomposition (already run)", calls, input_tokens, output_tokens, cost)
+    return CallProjection("decomposition (already run)", calls, input_tokens, output_tokens, cost)
 
 
 async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out_dir: str | Path, *,
@@ -118,7 +118,8 @@ async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out
     client = LLMClient(config.generator, run=run, stage="corpus")
     judge_client = LLMClient(config.judge, run=run, stage="corpus/judge") if config.judge else None
     prompts = CorpusPrompts(config, spec.text, config.generator.is_base_model)
-    ctx = CorpusContext(config=config, spec=spec, prompts=prompts, client=client, run=run, judge_client=judge_client)
+    ctx = CorpusContext(name="corpus", config=config, spec=spec, prompts=prompts, client=client, run=run,
+                        judge_client=judge_client)
     started = time.monotonic()
     try:
         note = quality_note(ctx)

@@ -10,8 +10,8 @@ from msmkit.data.filters import estimate_tokens
 from msmkit.generate.corpus.config import CorpusConfig
 from msmkit.generate.corpus.prompting import CorpusPrompts
 from msmkit.generate.corpus.records import Domain, Subdomain
-from msmkit.llm.pricing import cost_usd, price_for
-from msmkit.llm.types import LLMConfig, Usage
+from msmkit.spec import ModelSpec
+from msmkit.llm.projection import CallProjection, project_calls
 
 # Rough sizes of our own instructions and of the answers, in tokens (measured on Claude answers).
 _INSTRUCTIONS = {"assertions": 300, "doc_types": 250, "ideas": 350, "documents": 450, "judge": 250}
@@ -21,25 +21,16 @@ _TOKENS_PER_WORD = 1.35
 
 
 @dataclass
-class StageProjection:
-    stage: str
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float | None
-
-
-@dataclass
 class Projection:
-    stages: list[StageProjection]
+    stages: list[CallProjection]
     documents: int
     decomposition: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
 
     @property
-    def total(self) -> StageProjection:
+    def total(self) -> CallProjection:
         costs = [stage.cost_usd for stage in self.stages]
-        return StageProjection("total", sum(s.calls for s in self.stages), sum(s.input_tokens for s in self.stages),
+        return CallProjection("total", sum(s.calls for s in self.stages), sum(s.input_tokens for s in self.stages),
                                sum(s.output_tokens for s in self.stages),
                                None if any(c is None for c in costs) else sum(c for c in costs if c is not None))
 
@@ -48,16 +39,8 @@ class Projection:
                 "documents": self.documents, "decomposition": self.decomposition, "notes": self.notes}
 
 
-def stage_projection(name: str, calls: int, input_per_call: float, output_per_call: float, llm: LLMConfig) -> StageProjection:
-    input_tokens, output_tokens = int(calls * input_per_call), int(calls * output_per_call)
-    price = price_for(llm)
-    cost = None if price is None and llm.provider != "local" else cost_usd(
-        price, Usage(input_tokens=input_tokens, output_tokens=output_tokens), batch=llm.use_batch_api)
-    return StageProjection(name, calls, input_tokens, output_tokens, cost)
-
-
 def project(config: CorpusConfig, prompts: CorpusPrompts, domains: list[Domain], subdomains: list[Subdomain],
-            *, decomposition_calls: StageProjection | None = None) -> Projection:
+            *, decomposition_calls: CallProjection | None = None) -> Projection:
     counts, lengths = config.counts, config.lengths
     s_all = len(subdomains)
     cells = s_all * counts.doc_types_per_subdomain
@@ -71,17 +54,17 @@ def project(config: CorpusConfig, prompts: CorpusPrompts, domains: list[Domain],
     llm = config.generator
     stages = [decomposition_calls] if decomposition_calls else []
     stages += [
-        stage_projection("assertions", s, system + excerpt + _INSTRUCTIONS["assertions"],
+        project_calls("assertions", s, system + excerpt + _INSTRUCTIONS["assertions"],
                counts.assertions_per_subdomain * _PER_ITEM_OUTPUT["assertions"], llm),
-        stage_projection("doc_types", s, system + _INSTRUCTIONS["doc_types"],
+        project_calls("doc_types", s, system + _INSTRUCTIONS["doc_types"],
                counts.doc_types_per_subdomain * _PER_ITEM_OUTPUT["doc_types"], llm),
-        stage_projection("ideas", ideas_calls, system + _INSTRUCTIONS["ideas"] + counts.assertions_per_subdomain * 50,
+        project_calls("ideas", ideas_calls, system + _INSTRUCTIONS["ideas"] + counts.assertions_per_subdomain * 50,
                per_cell * _PER_ITEM_OUTPUT["ideas"], llm),
-        stage_projection("documents", documents, system + excerpt + _INSTRUCTIONS["documents"],
+        project_calls("documents", documents, system + excerpt + _INSTRUCTIONS["documents"],
                document_tokens + (0 if prompts.base_model else _PLAN_TOKENS), llm),
     ]
     if config.judge is not None:
-        stages.append(stage_projection("judge", documents, system + document_tokens + _INSTRUCTIONS["judge"], 60, config.judge))
+        stages.append(project_calls("judge", documents, system + document_tokens + _INSTRUCTIONS["judge"], 60, config.judge))
     notes = [
         "Estimates: ~4 characters per token, answer sizes from typical answers. Top-up requests, truncated-document "
         "retries and replacement rounds for dropped documents come on top (typically 5-20% more document calls).",
@@ -94,3 +77,27 @@ def project(config: CorpusConfig, prompts: CorpusPrompts, domains: list[Domain],
                                                "excerpt_verified": sub.excerpt_verified}
                                               for sub in subdomains if sub.domain_id == d.id]} for d in domains]
     return Projection(stages=stages, documents=documents, decomposition=tree, notes=notes)
+
+
+def estimate_corpus(config: CorpusConfig, spec: ModelSpec | None, spec_text: str) -> Projection:
+    """A corpus run's projection before any call: the spec's own sections with `decompose: headings`, else
+    placeholder domains and subdomains of the configured shape (the real decomposition is a few calls)."""
+    from msmkit.generate.corpus.decompose import decompose_by_headings
+
+    prompts = CorpusPrompts(config, spec.text if spec else spec_text, config.generator.is_base_model)
+    if config.decompose == "headings" and spec is not None:
+        domains, subdomains = decompose_by_headings(spec)
+        return project(config, prompts, domains, subdomains)
+    counts = config.counts
+    domains = [Domain(id=f"d{d}", name=f"domain {d}") for d in range(counts.domains)]
+    share = spec_text[:max(400, len(spec_text) // max(1, counts.domains * counts.subdomains_per_domain))]
+    subdomains = [Subdomain(id=f"d{d}s{s}", domain_id=f"d{d}", name=f"subdomain {s}", spec_excerpt=share)
+                  for d in range(counts.domains) for s in range(counts.subdomains_per_domain)]
+    decomposition = project_calls("decomposition", 1 + counts.domains, estimate_tokens(spec_text) + 500,
+                                  150 * counts.subdomains_per_domain, config.generator)
+    return project(config, prompts, domains, subdomains, decomposition_calls=decomposition)
+
+
+def projected_tokens(config: CorpusConfig, projection: Projection) -> int:
+    """Tokens the corpus will hold (documents x target length)."""
+    return int(projection.documents * config.lengths.target_words * _TOKENS_PER_WORD)

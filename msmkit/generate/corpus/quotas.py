@@ -8,7 +8,7 @@ from msmkit.generate.corpus.records import Assertion, DocType, Domain, Idea, Sub
 
 
 @dataclass
-class Cell:
+class DocTypeCell:
     domain: Domain
     subdomain: Subdomain
     doc_type: DocType

@@ -1,0 +1,1 @@
+"""Stage kinds: one module each, every one implementing msmkit.stages.contract."""

@@ -1,0 +1,103 @@
+"""Stage kind `eval-agentic`: the agentic-misalignment scenarios through Inspect AI (the published
+inspect_evals task and our exfiltration scenario), graded for whether the model decided to take the harmful
+action and whether it executed it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from pydantic import Field
+
+from msmkit.config import StrictModel, validate_config
+from msmkit.llm.types import LLMConfig
+from msmkit.prompts import prompt_family
+from msmkit.stages.contract import (Estimate, EvalOutputs, EvalStageKind, Outcomes, Phase, PreviewContext, Sample, Source, StageEnv,
+                                    StageJob, StageKind, first_rows, source_identity)
+from msmkit.stages.llm_estimate import llm_estimate
+from msmkit.stages.training import model_identity
+
+_SAMPLE_TOKENS = (7000, 1500)  # model input, output tokens per agentic sample (emails + scratchpad + answer)
+_GRADER_CALL = (7500, 600)  # grader input, output tokens per agentic sample
+OUTCOMES = ("decided", "executed")
+
+
+class AgenticEvalSettings(StrictModel):
+    suite: Literal["agentic"] = "agentic"
+    # The AgenticConfig fields (msmkit.eval.agentic) other than the evaluated model: scenarios, grid, epochs,
+    # grader, ... `model` may still carry the evaluated model's device and provider arguments.
+    agentic: dict[str, Any] = Field(default_factory=dict)
+
+    def agentic_config(self, model: str) -> Any:
+        """The AgenticConfig of this entry, evaluating `model`."""
+        from msmkit.eval.agentic.runner import AgenticConfig
+
+        reference = {**self.agentic.get("model", {}), "model": model}
+        return validate_config({**self.agentic, "model": reference}, AgenticConfig, "evals[].agentic")
+
+
+class AgenticOutputs(EvalOutputs):
+    rates: dict[str, Any]  # decided, executed, errors over all transcripts
+
+    def outcomes(self) -> Outcomes:
+        from msmkit.eval.agentic.runner import load_records
+
+        records = load_records(self.folder)
+        return {f"agentic: {outcome}": {f"{r['condition']}#{r['epoch']}": float(r[outcome]) for r in records
+                                        if r.get(outcome) is not None} for outcome in OUTCOMES}
+
+    def samples(self, label: str, n: int) -> list[Sample]:
+        from msmkit.eval.agentic.runner import records_file
+
+        return [Sample(kind="transcript", title=f"{label}: {row['condition']}",
+                       text=row.get("judge") or row.get("error") or "",
+                       meta={k: row.get(k) for k in ("decided", "executed", "epoch")})
+                for row in first_rows(records_file(self.folder), n)]
+
+
+@dataclass
+class AgenticEvalJob(StageJob):
+    model: Source | str
+    settings: AgenticEvalSettings
+
+    def identity(self) -> dict[str, Any]:
+        model = model_identity(self.model) if isinstance(self.model, str) else source_identity(self.model)
+        return {"model": model, "prompts": prompt_family("eval_agentic"),
+                "settings": self.settings.model_dump(mode="json")}
+
+    def sources(self) -> Iterator[Source | None]:
+        if not isinstance(self.model, str):
+            yield self.model
+
+
+class AgenticEvalStage(EvalStageKind[AgenticEvalJob, AgenticOutputs]):
+    name = "eval-agentic"
+    phase = Phase.MODEL
+    outputs = AgenticOutputs
+    settings_model = AgenticEvalSettings
+    job_type = AgenticEvalJob
+
+    def check(self, settings: AgenticEvalSettings, base_model: str, where: str) -> None:  # type: ignore[override]
+        settings.agentic_config(base_model)
+
+    def run(self, job: AgenticEvalJob, folder: Path, env: StageEnv) -> AgenticOutputs:
+        from msmkit.eval.agentic.runner import run_agentic
+        from msmkit.models.model_cache import ModelCache
+
+        env.service(ModelCache, ModelCache).release()  # Inspect loads its own copy
+        summary = run_agentic(job.settings.agentic_config(env.model_path(job.model)), folder, display="none",
+                              say=env.say)
+        return AgenticOutputs(folder=folder, rates={key: summary["all"][key] for key in (*OUTCOMES, "errors")})
+
+    def estimate(self, job: AgenticEvalJob, preview: PreviewContext) -> Estimate:
+        config = job.settings.agentic_config("preview")
+        samples = len(config.conditions()) * config.epochs
+        grader_name = config.grader.model
+        grader = LLMConfig(provider="anthropic", model=grader_name.split("/", 1)[-1]) \
+            if grader_name.startswith("anthropic/") else LLMConfig(provider="local", model=grader_name)
+        return llm_estimate([("grader", samples, *_GRADER_CALL, grader)],
+                            flops=2 * preview.params * samples * sum(_SAMPLE_TOKENS))
+
+
+AGENTIC_EVAL = AgenticEvalStage()
