@@ -13,13 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from msmkit.errors import MsmError
 from msmkit.generate.step_log import StepLog
 from msmkit.llm.client import LLMCallFailed, LLMClient, StructuredResult
 from msmkit.llm.types import LLMRequest, LLMResponse
-from msmkit.runs import RunDir
+from msmkit.llm.failures import summarize_failures
+from msmkit.runs import LOG_FILE, RunDir
 
 STEPS_DIR = "steps"
 _LEGACY_STEPS_DIR = "stages"  # the folder's name before msmkit 0.2: renamed on first use, so old runs resume
+
+
+class GenerationFailed(MsmError):
+    """A generator got nothing usable because its calls failed; the message names the endpoint and the cause."""
 
 
 @dataclass
@@ -50,7 +56,7 @@ class GenerationContext:
     judge_client: LLMClient | None = None
     logs: dict[str, StepLog] = field(default_factory=dict)
     counters: dict[str, StepCounters] = field(default_factory=lambda: defaultdict(StepCounters))
-    failures: list[str] = field(default_factory=list)  # why calls failed, in order; the first names the cause
+    failures: list[LLMCallFailed] = field(default_factory=list)  # in order; the first names the cause
 
     def log(self, step: str) -> StepLog:
         if step not in self.logs:
@@ -67,7 +73,7 @@ class GenerationContext:
         try:
             return await self.step_client(step).complete(request)
         except LLMCallFailed as exc:
-            self._failed(step, task, f"call failed: {exc}")
+            self._failed(step, task, exc)
             return None
 
     async def ask_json(self, step: str, request: LLMRequest, schema: Any, *,
@@ -76,15 +82,26 @@ class GenerationContext:
         logged, when the call itself failed. An answer that never parses comes back with `ok` False."""
         self.counters[step].requests += 1
         result = await self.step_client(step).complete_json(request, schema)
-        if not result.responses:
-            self._failed(step, task, result.error or "call failed")
+        if result.failure is not None:
+            self._failed(step, task, result.failure)
             return None
         return result
 
-    def _failed(self, step: str, task: str, error: str) -> None:
+    def _failed(self, step: str, task: str, error: LLMCallFailed) -> None:
         self.counters[step].failed += 1
         self.failures.append(error)
-        self.run.log(f"{self.name}/{step}{f' {task}' if task else ''}: {error}")
+        self.run.log(f"{self.name}/{step}{f' {task}' if task else ''}: call failed: {error}")
+
+    def raise_if_calls_failed(self, what: str) -> None:
+        """Raise GenerationFailed for `what` (e.g. "the decomposition produced no subdomains") when calls failed."""
+        if self.failures:
+            raise GenerationFailed(f"{what}: {self.failure_summary()}. Fix the cause and rerun the same command: "
+                                   "every answer already received is kept")
+
+    def failure_summary(self) -> str:
+        """One sentence on the calls that failed (endpoint, first cause in plain words, where the log is)."""
+        requests = sum(counter.requests for counter in self.counters.values())
+        return summarize_failures(self.failures, total=requests, log=self.run.path / LOG_FILE)
 
     async def prefetch(self, step: str, requests: list[LLMRequest]) -> None:
         """With a provider batch API, answer a step's requests as one batch first.

@@ -48,6 +48,8 @@ async def llm_cells(ctx: AftContext) -> list[QuestionCell]:
     record = ctx.stored("domains", task)
     if record is None:
         result = await ctx.ask_json("domains", ctx.prompts.domains(ctx.config.counts.domains), _DOMAINS, task=task)
+        if result is None:
+            ctx.raise_if_calls_failed(f"{ctx.spec.name}: the generator gave no list of conversation domains")
         if result is None or not result.ok:
             error = "the call failed" if result is None else result.error
             raise DataError(f"{ctx.spec.name}: the generator gave no usable list of conversation domains "

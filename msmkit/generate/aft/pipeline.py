@@ -166,6 +166,8 @@ async def generate_aft_async(spec_path: str | Path, config: AftDataConfig, out_d
             for outcome in outcomes:
                 (kept if isinstance(outcome, Example) else drops).append(outcome)  # type: ignore[arg-type]
             say(f"round {round_number + 1}: answered {len(outcomes)}, kept {len(kept)} of {target}")
+        if not kept:
+            ctx.raise_if_calls_failed(f"{spec_path}: no AFT examples were kept")
         surplus = max(0, len(kept) - target)
         final = kept[:target]
         random.Random(config.seed).shuffle(final)

@@ -66,6 +66,8 @@ async def derive_value_terms(ctx: "AftContext", spec_texts: list[str]) -> list[s
         record = ctx.stored("value_terms", task)
         if record is None:
             result = await ctx.ask_json("value_terms", ctx.prompts.value_terms(spec_text), ValueTerms, task=task)
+            if result is None:
+                ctx.raise_if_calls_failed("the generator gave no list of value terms for a guard spec")
             if result is None or not result.ok:
                 error = "the call failed" if result is None else result.error
                 raise DataError(f"the generator gave no usable list of value terms for a guard spec ({error}); "

@@ -241,6 +241,8 @@ async def generate_neutral_async(match_corpus: str | Path, config: NeutralConfig
                              "generator": config.generator.describe()})
                 total += tokens
             say(f"round {rounds}: {len(kept)} documents, {total:,} of {target:,} tokens")
+        if not kept:
+            generator.ctx.raise_if_calls_failed("no neutral documents were kept")
         write_jsonl_and_dataset(kept, run.path / NeutralOutputs.DOCUMENTS, run.path / NeutralOutputs.DATASET)
         atomic_write_jsonl(run.path / NeutralOutputs.DROPS, [{"reason": r, "count": n} for r, n in drops.items()])
         run.save_usage()

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from msmkit.errors import ConfigError
 from msmkit.generate.corpus.assemble import Assembler, Assembly
 from msmkit.generate.corpus.config import CorpusConfig
+from msmkit.generate.context import steps_dir
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.decompose import decompose_by_headings, decompose_with_llm
 from msmkit.generate.corpus.documents import DocumentJob, write_documents
@@ -130,8 +131,9 @@ async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out
         ctx.timings["decomposition"] = time.monotonic() - clock
         say(f"decomposition ({config.decompose}): {len(domains)} domains, {len(subdomains)} subdomains")
         if not subdomains:
-            raise ConfigError(f"{spec_path}: the decomposition produced no subdomains (see {run.path / 'log.txt'} "
-                              "and stages/*.jsonl); rerun to retry failed calls, or use decompose: headings")
+            ctx.raise_if_calls_failed(f"{spec_path}: the decomposition produced no subdomains")
+            raise ConfigError(f"{spec_path}: the decomposition produced no usable subdomains (the answers are in "
+                              f"{steps_dir(run)}); rerun to ask again, or use decompose: headings")
         if preview:
             projection = project(config, prompts, domains, subdomains,
                                  decomposition_calls=_decomposition_projection(ctx))
@@ -175,6 +177,8 @@ async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out
             ctx.timings[f"top-up round {round_number}"] = time.monotonic() - clock
         clock = time.monotonic()
         ctx.timings["generation"] = clock - started
+        if not assembly.kept:
+            ctx.raise_if_calls_failed(f"{spec_path}: no documents were kept")
         stats = write_outputs(ctx, domains=domains, subdomains=subdomains, cells=cells, assertions=assertions,
                               assembly=assembly, target=planned, elapsed_s=time.monotonic() - started)
         say(f"kept {stats['documents']['kept']} of {planned} planned documents; drops: {stats['drops'] or 'none'}")
