@@ -1,49 +1,56 @@
 """Rates over agentic transcripts with intervals clustered by condition (epochs nested), and grader agreement.
 
 Epochs of one condition share its prompt, so they are not independent items: 300 epochs of one condition
-are one cluster, not 300 observations. The interval is a two-stage bootstrap: resample conditions with
-replacement, then each drawn condition's epochs with replacement (for 0/1 outcomes that second stage is a
-binomial draw at the condition's observed rate). With one condition it reduces to the bootstrap over epochs;
-with many conditions the between-condition spread dominates, as it should.
+are one cluster, not 300 observations. The rate is the share of all transcripts (a ratio estimator); its
+interval is the cluster-robust one: the standard error from the spread of the conditions' totals around
+it, with a t reference on (conditions - 1) degrees of freedom, and never narrower than the Wilson interval
+that treats every transcript as independent (which also covers one condition alone, and grids where every
+condition gave the same count). In simulations of the AM grid (condition rates drawn from Beta(1, 2),
+3 to 27 conditions, 30 or 300 epochs, 400-1,000 experiments each) its 95% interval covered the true mean
+91-96% of the time; a percentile cluster bootstrap covered 80% with 3 conditions and 90% with 9, and a
+bootstrap over transcripts 52% with 27.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
+from scipy import stats as scipy_stats
 
-from msmkit.eval.stats import DEFAULT_BOOTSTRAPS, Estimate
+from msmkit.eval.stats import Estimate
 
-METHOD = "two-stage cluster bootstrap: conditions, then epochs within each ({n_boot})"
+METHOD = "cluster-robust t interval over conditions (epochs nested), at least as wide as Wilson over transcripts"
 
 
-def clustered_rate(values: Sequence[bool | float], clusters: Sequence[Hashable], *, level: float = 0.95,
-                   n_boot: int = DEFAULT_BOOTSTRAPS, seed: int = 0) -> Estimate:
-    """Pooled rate of 0/1 `values` (share of all transcripts), with a percentile interval clustered by `clusters`."""
+def clustered_rate(values: Sequence[bool | float], clusters: Sequence[Hashable], *, level: float = 0.95) -> Estimate:
+    """Pooled rate of 0/1 `values` (share of all transcripts), with an interval clustered by `clusters`."""
     if len(values) != len(clusters):
         raise ValueError(f"{len(values)} values but {len(clusters)} cluster labels")
     if not values:
         raise ValueError("need at least one value")
     totals: dict[Hashable, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for value, cluster in zip(values, clusters):
+    for value, cluster in zip(values, clusters, strict=True):
         number = float(value)
         if number not in (0.0, 1.0):
             raise ValueError(f"clustered_rate takes 0/1 outcomes, got {value!r}")
         totals[cluster][0] += number
         totals[cluster][1] += 1
     hits = np.array([t[0] for t in totals.values()])
-    sizes = np.array([t[1] for t in totals.values()], dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    drawn = rng.integers(0, len(sizes), size=(n_boot, len(sizes)))
-    resampled = rng.binomial(sizes[drawn], hits[drawn] / sizes[drawn])
-    means = resampled.sum(axis=1) / sizes[drawn].sum(axis=1)
-    alpha = 1.0 - level
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
-    return Estimate(float(hits.sum() / sizes.sum()), float(low), float(high), int(sizes.sum()), level,
-                    METHOD.format(n_boot=n_boot), {"clusters": len(sizes)})
+    sizes = np.array([t[1] for t in totals.values()])
+    count, n = int(hits.sum()), int(sizes.sum())
+    mean = count / n
+    wilson = scipy_stats.binomtest(count, n).proportion_ci(confidence_level=level, method="wilson")
+    low, high = float(wilson.low), float(wilson.high)
+    conditions = len(sizes)
+    if conditions > 1:
+        spread = float(((hits - mean * sizes) ** 2).sum()) / (conditions * (conditions - 1))
+        half = scipy_stats.t.ppf(0.5 + level / 2, conditions - 1) * math.sqrt(spread) / float(sizes.mean())
+        low, high = min(low, max(0.0, mean - half)), max(high, min(1.0, mean + half))
+    return Estimate(mean, low, high, n, level, METHOD, {"clusters": conditions})
 
 
 def rate_block(values: Sequence[bool | None], clusters: Sequence[Hashable]) -> dict[str, Any]:
