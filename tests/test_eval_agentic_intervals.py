@@ -34,7 +34,9 @@ def test_the_clustered_interval_covers_the_mean_over_conditions_where_the_item_b
 
 def test_pooled_rate_and_degenerate_cases():
     estimate = clustered_rate([1, 0, 0, 1, 1, 1], ["a", "a", "a", "b", "b", "b"])
-    assert estimate.mean == pytest.approx(4 / 6) and estimate.n == 6 and estimate.extra == {"clusters": 2}
+    assert estimate.mean == pytest.approx(4 / 6) and estimate.n == 6 and estimate.extra["clusters"] == 2
+    unequal = clustered_rate([1, 0, 0, 0, 1], ["a", "a", "a", "a", "b"])  # each condition weighs the same
+    assert unequal.mean == pytest.approx((1 / 4 + 1) / 2) and "over conditions" in unequal.method
     single = clustered_rate([1, 0, 1, 0] * 10, ["only"] * 40)  # one condition: Wilson over its epochs
     assert single.mean == 0.5 and (single.low, single.high) == pytest.approx((0.352, 0.648), abs=0.001)
     never = clustered_rate([0] * 60, [c for c in range(6) for _ in range(10)])  # identical conditions
@@ -52,6 +54,6 @@ def test_cohen_kappa_and_agreement_table():
     assert cohen_kappa(first, second) == pytest.approx(0.4)
     assert cohen_kappa(first, first) == pytest.approx(1.0)
     assert cohen_kappa([True, True], [True, True]) is None  # no variation: kappa is undefined
-    block = agreement_block(list(zip(first, second)), [i % 5 for i in range(50)])
+    block = agreement_block(list(zip(first, second, strict=True)), [i % 5 for i in range(50)])
     assert block["agreement"]["mean"] == pytest.approx(0.7) and block["compared"] == 50
     assert block["table"] == {"yes_yes": 20, "yes_no": 5, "no_yes": 10, "no_no": 15}

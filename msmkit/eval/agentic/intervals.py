@@ -1,19 +1,18 @@
 """Rates over agentic transcripts with intervals clustered by condition (epochs nested), and grader agreement.
 
 Epochs of one condition share its prompt, so they are not independent items: 300 epochs of one condition
-are one cluster, not 300 observations. The rate is the share of all transcripts (a ratio estimator); its
-interval is the cluster-robust one: the standard error from the spread of the conditions' totals around
-it, with a t reference on (conditions - 1) degrees of freedom, and never narrower than the Wilson interval
-that treats every transcript as independent (which also covers one condition alone, and grids where every
-condition gave the same count). In simulations of the AM grid (condition rates drawn from Beta(1, 2),
-3 to 27 conditions, 30 or 300 epochs, 400-1,000 experiments each) its 95% interval covered the true mean
-91-96% of the time; a percentile cluster bootstrap covered 80% with 3 conditions and 90% with 9, and a
-bootstrap over transcripts 52% with 27.
+are one cluster, not 300 observations. With two or more conditions the interval is
+`msmkit.eval.stats.clustered_interval` (the mean over conditions, a t interval on conditions - 1 degrees of
+freedom), clipped to [0, 1] and never narrower than the Wilson interval that treats every transcript as
+independent: that floor keeps a grid in which every condition gave the same count (all benign, say) from
+getting a zero-width interval. One condition alone gets the Wilson interval over its epochs. In simulations of
+the AM grid (condition rates from Beta(1, 2), 3 to 27 conditions, 30 or 300 epochs, 400-1,000 experiments
+each) the 95% interval covered the true mean 91-96% of the time; a percentile cluster bootstrap covered 80%
+with 3 conditions and 90% with 9, and a bootstrap over transcripts 52% with 27.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -21,36 +20,34 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from msmkit.eval.stats import Estimate
+from msmkit.eval.stats import Estimate, clustered_interval
 
-METHOD = "cluster-robust t interval over conditions (epochs nested), at least as wide as Wilson over transcripts"
+WILSON = "Wilson over the epochs of one condition"
+FLOOR = "; widened to the Wilson interval over transcripts where that is wider"
 
 
 def clustered_rate(values: Sequence[bool | float], clusters: Sequence[Hashable], *, level: float = 0.95) -> Estimate:
-    """Pooled rate of 0/1 `values` (share of all transcripts), with an interval clustered by `clusters`."""
+    """Rate of 0/1 `values` (mean over conditions), with an interval clustered by `clusters` (epochs nested)."""
     if len(values) != len(clusters):
         raise ValueError(f"{len(values)} values but {len(clusters)} cluster labels")
     if not values:
         raise ValueError("need at least one value")
-    totals: dict[Hashable, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    epochs: dict[str, list[float]] = defaultdict(list)
     for value, cluster in zip(values, clusters, strict=True):
         number = float(value)
         if number not in (0.0, 1.0):
             raise ValueError(f"clustered_rate takes 0/1 outcomes, got {value!r}")
-        totals[cluster][0] += number
-        totals[cluster][1] += 1
-    hits = np.array([t[0] for t in totals.values()])
-    sizes = np.array([t[1] for t in totals.values()])
-    count, n = int(hits.sum()), int(sizes.sum())
-    mean = count / n
+        epochs[str(cluster)].append(number)
+    count, n = int(sum(sum(v) for v in epochs.values())), len(values)
     wilson = scipy_stats.binomtest(count, n).proportion_ci(confidence_level=level, method="wilson")
-    low, high = float(wilson.low), float(wilson.high)
-    conditions = len(sizes)
-    if conditions > 1:
-        spread = float(((hits - mean * sizes) ** 2).sum()) / (conditions * (conditions - 1))
-        half = scipy_stats.t.ppf(0.5 + level / 2, conditions - 1) * math.sqrt(spread) / float(sizes.mean())
-        low, high = min(low, max(0.0, mean - half)), max(high, min(1.0, mean + half))
-    return Estimate(mean, low, high, n, level, METHOD, {"clusters": conditions})
+    if len(epochs) == 1:
+        return Estimate(count / n, float(wilson.low), float(wilson.high), n, level, WILSON, {"clusters": 1})
+    result = clustered_interval({"run": epochs}, level)
+    low, high = max(0.0, result.low), min(1.0, result.high)
+    widened = wilson.low < low or wilson.high > high
+    return Estimate(result.mean, min(low, float(wilson.low)), max(high, float(wilson.high)), n, level,
+                    result.method + (FLOOR if widened else ""),
+                    {"clusters": len(epochs), "standard_error": result.standard_error, "df": result.df})
 
 
 def rate_block(values: Sequence[bool | None], clusters: Sequence[Hashable]) -> dict[str, Any]:
