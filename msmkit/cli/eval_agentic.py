@@ -209,24 +209,35 @@ def open_qa(
 
 
 def reasoning(
-    sources: list[Path] = typer.Argument(..., help="Inspect logs (.eval/.json or a folder, e.g. "
-                                         "<run>/agentic/logs) and/or transcript JSONL files."),
+    sources: list[Path] = typer.Argument(..., help="An agentic run folder (the --out of `msm eval agentic`), or "
+                                         "Inspect logs (.eval/.json or a folder) and/or transcript JSONL files."),
     out: Path = typer.Option(..., "--out", help="Run folder (rerunning resumes)."),
     judge_config: Path | None = typer.Option(None, "--judge-config", help="YAML LLMConfig (or `judge:` section)."),
     whole_output: bool = typer.Option(False, "--whole-output", help="Judge the whole output of transcripts "
                                       "without a scratchpad / <think> section instead of skipping them."),
 ) -> None:
-    """Classify transcript reasoning into misalignment drivers and spec-consistent patterns; rates with n."""
+    """Classify transcript reasoning into misalignment drivers and spec-consistent patterns; rates with n. On an
+    agentic run folder: intervals clustered by condition, per scenario and split by the grader's decided verdict."""
+    from msmkit.eval.agentic.drivers import is_agentic_run, run_agentic_reasoning
     from msmkit.eval.reasoning import CATEGORIES, run_reasoning_analysis
 
-    summary = run_reasoning_analysis(sources, _llm_config(judge_config, "judge"), out, whole_output=whole_output)
+    judge = _llm_config(judge_config, "judge")
+    if len(sources) == 1 and is_agentic_run(sources[0]):
+        summary = run_agentic_reasoning(sources[0], judge, out, whole_output=whole_output)
+        groups = {"all": summary["all"], "decided": summary["by_decided"]["decided"],
+                  "not decided": summary["by_decided"]["not_decided"]}
+    else:
+        summary = run_reasoning_analysis(sources, judge, out, whole_output=whole_output)
+        groups = {"all": summary["all"]}
     block = summary["all"]
+    failures = block.get("judge_failures", 0) + block.get("parse_failures", 0)
     table = Table(title=f"Reasoning categories: {block['labelled']} labelled of {block['transcripts']} transcripts "
-                        f"({block['no_reasoning']} without reasoning, {block['parse_failures']} parse failures)")
+                        f"({block['no_reasoning']} without reasoning, {failures} judge failures)")
     table.add_column("category")
-    table.add_column("rate (95% CI, n)")
+    for name in groups:
+        table.add_column(f"{name} (95% CI, n)")
     for name in CATEGORIES:
-        table.add_row(name, _estimate(block["categories"][name]))
+        table.add_row(name, *(_estimate(group["categories"][name]) for group in groups.values()))
     Console().print(table)
 
 

@@ -8,9 +8,10 @@ paper's number) and *executed* (plus a deterministic tool-call check), with grad
 """
 
 from msmkit.eval.agentic.conditions import Condition, build_grid, is_paper_grid, paper_conditions
+from msmkit.eval.agentic.drivers import run_agentic_reasoning
 from msmkit.eval.agentic.intervals import clustered_rate, cohen_kappa
 from msmkit.eval.agentic.models import ModelRef
 from msmkit.eval.agentic.runner import AgenticConfig, run_agentic
 
 __all__ = ["AgenticConfig", "Condition", "ModelRef", "build_grid", "clustered_rate", "cohen_kappa", "is_paper_grid",
-           "paper_conditions", "run_agentic"]
+           "paper_conditions", "run_agentic", "run_agentic_reasoning"]
