@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from msmkit.testing.network_guard import NetworkGuard
+
 os.environ.setdefault("MSM_NO_PROGRESS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -36,3 +38,34 @@ def paper_specs_dir() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/paper_specs is not beside this checkout")
     return path
+
+
+
+# Installed for the whole session (collection included) so that module imports and fixtures are guarded too.
+_NETWORK_GUARD = NetworkGuard()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _NETWORK_GUARD.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _NETWORK_GUARD.uninstall()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Fails the test if it (or a fixture set up for it) tried to reach a host other than this machine, even when
+    a library swallowed the NetworkBlocked error."""
+    result = yield
+    attempts = _NETWORK_GUARD.take()
+    if attempts:
+        pytest.fail("the test tried to reach the network (only loopback is allowed): " + "; ".join(attempts),
+                    pytrace=False)
+    return result
+
+
+@pytest.fixture
+def network_guard() -> NetworkGuard:
+    """The session's guard; `with network_guard.expected() as attempts:` lets a block try (still blocked)."""
+    return _NETWORK_GUARD
