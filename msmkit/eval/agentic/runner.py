@@ -36,7 +36,7 @@ from msmkit.eval.agentic.models import ModelRef, get_inspect_model, is_local
 from msmkit.eval.agentic.persona import check_persona_name, default_persona
 from msmkit.eval.agentic.report import Graders, build_records, plot_rates, summarize, usage_from_logs
 from msmkit.eval.agentic.scoring import DEFAULT_GRADER, JUDGE_PROMPTS, misalignment_scorer
-from msmkit.io import atomic_write_jsonl
+from msmkit.io import atomic_write_jsonl, read_jsonl
 from msmkit.prompts import prompt_hashes
 from msmkit.runs import RunDir
 
@@ -96,6 +96,16 @@ class AgenticConfig(StrictModel):
         data = self.model_dump(mode="json", exclude=_NOT_IN_SETTINGS | {"scratchpad", "reasons_natively"})
         data["scratchpad"] = self.uses_scratchpad()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def records_file(out: str | Path) -> Path:
+    """Where `run_agentic(config, out)` writes its per-transcript records."""
+    return Path(out) / STAGE / "records.jsonl"
+
+
+def load_records(out: str | Path) -> list[dict[str, Any]]:
+    """The records of a finished run (see report.build_records for the fields)."""
+    return list(read_jsonl(records_file(out)))
 
 
 def grader_temperature(ref: ModelRef) -> float | None:
@@ -213,7 +223,7 @@ def run_agentic(config: AgenticConfig, out: str | Path, *, display: str = "rich"
         run_grade_jobs(jobs, grades_path, models.get, concurrency=config.max_connections)
     personas = {scenario: config.persona(scenario) for scenario in {c.scenario for c in conditions}}
     records = build_records(slots, graders, load_grades(grades_path), persona=personas)
-    atomic_write_jsonl(stage / "records.jsonl", records)
+    atomic_write_jsonl(records_file(out), records)
     summary = summarize(records)
     headers = [h for group in finished_logs(log_dir, settings).values() for h in group]
     incomplete = sorted({slot.condition.key for slot in slots if not slot.filled})
