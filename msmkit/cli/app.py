@@ -19,20 +19,13 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
-# Command-group modules; each defines `register(app)`. Missing ones are skipped so that
-# partial installs of the tree still give a working CLI.
-_GROUPS = ("spec", "llm", "generate", "train", "eval", "experiment")
+# Command-group modules under msmkit/cli/; each defines `register(app)`.
+_GROUPS = ("root", "spec", "llm", "generate", "train", "eval", "experiment", "doctor")
 
 
 def _register_groups() -> None:
     for name in _GROUPS:
-        try:
-            module = importlib.import_module(f"msmkit.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"msmkit.cli.{name}":
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(f"msmkit.cli.{name}").register(app)
 
 
 def main() -> None:

@@ -15,8 +15,13 @@ from typing import Any, ClassVar, Literal, Sequence
 from pydantic import Field
 
 from msmkit.config import StrictModel
-from msmkit.data.chat import (TokenCounter, assistant_tokens, make_token_counter, read_chat_dataset,
-                              write_jsonl_and_dataset)
+from msmkit.data.chat import (
+    TokenCounter,
+    assistant_tokens,
+    make_token_counter,
+    read_chat_dataset,
+    write_jsonl_and_dataset,
+)
 from msmkit.io import atomic_write_json
 from msmkit.stages.contract import ChatSet
 

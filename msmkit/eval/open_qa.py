@@ -17,7 +17,7 @@ import asyncio
 import hashlib
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -31,12 +31,44 @@ from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMConfig, LLMRequest
 from msmkit.prompts import load_prompt, prompt_hashes
 from msmkit.runs import RunDir
+from msmkit.stages.contract import EvalOutputs
 
 STAGE = "open_qa"
 PROMPTS = ["eval_openqa/questions", "eval_openqa/answer_completion", "eval_openqa/judge"]
 MIN_SECTION_CHARS = 200  # shorter section bodies (headings of groups, one-liners) get no questions of their own
 SATURATION_NOTE = ("In-distribution check: the paper found open-question adherence saturates (~8/10) for AFT-only "
                    "and MSM+AFT alike; differences between arms show up out of distribution, not here.")
+
+
+class OpenQAOutputs(EvalOutputs):
+    """`open_qa/` in a run folder: the questions, the model's answers and the judge's 1-10 scores."""
+
+    QUESTIONS: ClassVar[str] = "questions.jsonl"
+    ANSWERS: ClassVar[str] = "answers.jsonl"
+    JUDGEMENTS: ClassVar[str] = "judgements.jsonl"
+    PLOT: ClassVar[str] = "scores.png"
+    MEASURE: ClassVar[str] = "adherence score (1-10)"
+
+    score: dict[str, Any]
+    questions: int
+    parse_failures: int
+    failures: int
+
+    @classmethod
+    def from_summary(cls, folder: Path, summary: dict[str, Any]) -> "OpenQAOutputs":
+        return cls(folder=folder, score=summary["score"], questions=summary["questions"],
+                   parse_failures=summary["parse_failures"],
+                   failures=summary["answer_failures"] + summary["judge_failures"])
+
+    def outcomes(self) -> dict[str, dict[str, float]]:
+        last = {row["id"]: row for row in read_jsonl(self.folder / STAGE / self.JUDGEMENTS)}
+        return {"open_qa: score": {qid: float(row["score"]) for qid, row in last.items() if row.get("status") == "ok"}}
+
+    def notes(self, label: str) -> list[str]:
+        if not self.failures and not self.parse_failures:
+            return []
+        return [f"{label}: {self.failures} answer or judge calls failed finally and {self.parse_failures} scores did "
+                "not parse; they are left out of the mean"]
 
 
 class OpenQAConfig(StrictModel):
@@ -258,10 +290,10 @@ def run_open_qa(config: OpenQAConfig, out: str | Path) -> dict[str, Any]:
                 questions = load_questions(config.questions_file)
             else:
                 questions, failures = await generate_questions(config, generator)
-            atomic_write_jsonl(stage / "questions.jsonl", questions)
-            answers = await answer_questions(questions, model, config, stage / "answers.jsonl")
+            atomic_write_jsonl(stage / OpenQAOutputs.QUESTIONS, questions)
+            answers = await answer_questions(questions, model, config, stage / OpenQAOutputs.ANSWERS)
             judgements = await judge_answers(questions, answers, judge, config, section_text,
-                                             stage / "judgements.jsonl")
+                                             stage / OpenQAOutputs.JUDGEMENTS)
         finally:
             for client in (generator, model, judge):
                 await client.aclose()
@@ -272,7 +304,7 @@ def run_open_qa(config: OpenQAConfig, out: str | Path) -> dict[str, Any]:
 
     summary = asyncio.run(main())
     run.write_json(f"{STAGE}/summary.json", summary)
-    plot_scores(summary, stage / "scores.png", title=f"Open questions on the spec: {config.model.describe()}")
+    plot_scores(summary, stage / OpenQAOutputs.PLOT, title=f"Open questions on the spec: {config.model.describe()}")
     run.log(f"open_qa: mean {summary['score'].get('mean')} (n={summary['score']['n']}), "
             f"parse failures {summary['parse_failures']}" + (f"; {summary['failure_note']}" if summary['failure_note']
                                                            else ""))

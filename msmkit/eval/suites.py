@@ -15,7 +15,6 @@ from msmkit.io import atomic_write_jsonl, read_jsonl
 from msmkit.prompts import prompt_hashes
 from msmkit.runs import RunDir
 
-
 CAPABILITY_DIR = "capability"
 MC_RECORDS = "mc_items.jsonl"
 

@@ -15,9 +15,9 @@ from pydantic import Field, field_serializer, field_validator, model_validator
 
 from msmkit.config import StrictModel, load_config
 from msmkit.data.mix import MixConfig
+from msmkit.experiment.registry import EvalSettings
 from msmkit.llm.types import LLMConfig
 from msmkit.spec.variants import VariantKind, VariantOptions
-from msmkit.experiment.registry import EvalSettings
 from msmkit.stages.eval_capability import CapabilityEvalSettings
 from msmkit.stages.eval_values import ValuesEvalSettings
 from msmkit.train.launch import LauncherConfig

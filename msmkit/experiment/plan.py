@@ -22,7 +22,7 @@ from msmkit.generate.aft.config import AftDataConfig
 from msmkit.generate.baselines.neutral import NeutralConfig
 from msmkit.generate.corpus.config import CorpusConfig
 from msmkit.stages.aft_data import AFT_DATA, MODE_TITLES, AftDataJob
-from msmkit.stages.contract import FileInput, Source, StageJob, StageKind, StageRef
+from msmkit.stages.contract import EvalPlanContext, FileInput, Source, StageJob, StageKind, StageRef
 from msmkit.stages.corpus import CORPUS, CorpusJob
 from msmkit.stages.mix import MIX, MixJob
 from msmkit.stages.neutral import NEUTRAL, NeutralJob
@@ -198,17 +198,30 @@ class Planner:
         return self._add(AFT, f"AFT ({arm.aft}) {where}, seed {seed}{size_note}",
                          TrainJob("aft", data, start, config, cot=self.config.aft_cot, launcher=self.config.launcher))
 
-    def evaluation(self, model: StageRef | None, index: int, settings: Any) -> StageRef:
+    def evaluation(self, model: StageRef | None, index: int, settings: Any, earlier: dict[str, StageRef]) -> StageRef:
         kind = eval_kind(settings)
         settings = kind.resolve(settings, self.config_dir)
-        kind.check(settings, self.base_model, f"{self.config_path}: evals[{index}]")  # fails now, not after training
+        where = f"{self.config_path}: evals[{index}]"
+        kind.check(settings, self.base_model, where)  # a bad entry fails now, not after training
+        context = EvalPlanContext(spec=self.spec, spec_names=list(self.config.specs), generator=self.config.generator,
+                                  judge=self.config.judge, model_name=self.config.model_name,
+                                  provider_name=self.config.provider_name, earlier=dict(earlier))
         who = self.stages[model.key].label if model else "base model"
-        return self._add(kind, f"eval {settings.suite}: {who}", kind.job_for(model or self.base_model, settings))
+        try:
+            job = kind.job_for(model or self.base_model, settings, context)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        return self._add(kind, f"eval {settings.suite}: {who}", job)
 
     def point(self, arm: ArmConfig, seed: int, size: int | None) -> GridPoint:
         aft = self.aft(arm, seed, size) if arm.aft else None
         model = aft or (self.midtrain(arm.midtrain, seed) if arm.midtrain else None)
-        evals = {index: self.evaluation(model, index, settings).key for index, settings in enumerate(self.config.evals)}
+        evals: dict[int, str] = {}
+        earlier: dict[str, StageRef] = {}
+        for index, settings in enumerate(self.config.evals):
+            ref = self.evaluation(model, index, settings, earlier)
+            earlier.setdefault(settings.suite, ref)
+            evals[index] = ref.key
         return GridPoint(arm.name, seed, size, model.key if model else None, aft.key if aft else None, evals)
 
 

@@ -8,7 +8,6 @@ weights get no gradient), full fine-tuning ~6N; evaluation forward passes 2N. GP
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

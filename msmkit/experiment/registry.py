@@ -13,13 +13,15 @@ from msmkit.stages.contract import EvalStageKind, StageKind
 from msmkit.stages.corpus import CORPUS
 from msmkit.stages.eval_agentic import AGENTIC_EVAL
 from msmkit.stages.eval_capability import CAPABILITY_EVAL
+from msmkit.stages.eval_open_qa import OPEN_QA_EVAL
 from msmkit.stages.eval_values import VALUES_EVAL
 from msmkit.stages.mix import MIX
 from msmkit.stages.neutral import NEUTRAL
 from msmkit.stages.training import AFT, MIDTRAIN
 from msmkit.stages.variant import VARIANT
 
-EVAL_KINDS: dict[str, EvalStageKind] = {kind.suite(): kind for kind in (VALUES_EVAL, CAPABILITY_EVAL, AGENTIC_EVAL)}
+EVAL_KINDS: dict[str, EvalStageKind] = {kind.suite(): kind for kind in (VALUES_EVAL, CAPABILITY_EVAL, AGENTIC_EVAL,
+                                                                         OPEN_QA_EVAL)}
 STAGE_KINDS: dict[str, StageKind] = {kind.name: kind for kind in (
     VARIANT, CORPUS, NEUTRAL, AFT_DATA, MIX, MIDTRAIN, AFT, *EVAL_KINDS.values())}
 # One `evals:` entry: the settings model of the suite it names.

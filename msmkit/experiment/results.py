@@ -22,14 +22,6 @@ from msmkit.stages.eval_values import ValuesEvalOutputs, value_samples
 
 ONE_SEED_NOTE = ("One training seed per arm: replications saw arms swing by about +-5 points between seeds, so the "
                  "intervals below cover item noise only. Use 3 or more seeds before drawing conclusions.")
-_METRIC = {"values": "rate choosing the target value", "capability": "accuracy (chance 0.25)",
-           "agentic": "misalignment rate"}
-
-
-def _metric_name(eval_name: str) -> str:
-    return _METRIC.get(eval_name.split(":", 1)[0], eval_name)
-
-
 class Evaluations:
     """The finished eval stages of a plan, read once each: outcomes per item by metric."""
 
@@ -89,12 +81,13 @@ def arm_results(plan: Plan, evaluations: Evaluations) -> tuple[list[ArmResult], 
 def _aggregate(arm: str, eval_name: str, per_seed: dict[str, list[float]], evaluations: Evaluations,
                keys: list[str]) -> ArmResult:
     filled = {key: values for key, values in per_seed.items() if values}
+    measure = type(evaluations.outputs(keys[0])).MEASURE
     if not filled:
-        return ArmResult(arm=arm, eval_name=eval_name, metric=_metric_name(eval_name), mean=float("nan"), n_items=0,
+        return ArmResult(arm=arm, eval_name=eval_name, metric=measure, mean=float("nan"), n_items=0,
                          n_seeds=0, note="no scored items")
     combined = aggregate_seeds(filled)
     interval = combined["seed_and_item_level"]
-    return ArmResult(arm=arm, eval_name=eval_name, metric=_metric_name(eval_name), mean=combined["mean"],
+    return ArmResult(arm=arm, eval_name=eval_name, metric=measure, mean=combined["mean"],
                      ci_low=interval["low"], ci_high=interval["high"],
                      n_items=max(len(v) for v in filled.values()), n_seeds=len(filled),
                      per_seed=list(combined["seed_means"].values()),

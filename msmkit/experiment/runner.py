@@ -10,13 +10,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from rich.console import Console
 from rich.markup import escape
 
 from msmkit.errors import MsmError
-from msmkit.experiment.config import ExperimentConfig, load_experiment
+from msmkit.experiment.config import load_experiment
 from msmkit.experiment.layout import PLAN_FILE, REPORT_DIR, STAGES_DIR
 from msmkit.experiment.plan import Plan, build_plan
 from msmkit.experiment.report import write_report
@@ -25,7 +25,7 @@ from msmkit.experiment.store import StageStore
 from msmkit.experiment.usage import merge_stage_records
 from msmkit.models.model_cache import ModelCache
 from msmkit.runs import RunDir
-from msmkit.stages.contract import StageEnv, StageRef
+from msmkit.stages.contract import StageEnv
 
 
 @dataclass

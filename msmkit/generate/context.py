@@ -16,8 +16,8 @@ from typing import Any
 from msmkit.errors import MsmError
 from msmkit.generate.step_log import StepLog
 from msmkit.llm.client import LLMCallFailed, LLMClient, StructuredResult
-from msmkit.llm.types import LLMRequest, LLMResponse
 from msmkit.llm.failures import summarize_failures
+from msmkit.llm.types import LLMRequest, LLMResponse
 from msmkit.runs import LOG_FILE, RunDir
 
 STEPS_DIR = "steps"

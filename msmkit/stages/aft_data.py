@@ -14,8 +14,17 @@ from msmkit.fingerprint import content_hash
 from msmkit.generate.aft.config import AftDataConfig
 from msmkit.generate.aft.outputs import AftDataOutputs
 from msmkit.prompts import prompt_family
-from msmkit.stages.contract import (Estimate, Phase, PreviewContext, Source, StageEnv, StageFailed, StageJob,
-                                    StageKind, source_identity)
+from msmkit.stages.contract import (
+    Estimate,
+    Phase,
+    PreviewContext,
+    Source,
+    StageEnv,
+    StageFailed,
+    StageJob,
+    StageKind,
+    source_identity,
+)
 from msmkit.stages.llm_estimate import CallGroup, llm_estimate
 
 AftDataMode = Literal["aft", "deliberative", "anti"]

@@ -148,6 +148,8 @@ Outcomes = dict[str, dict[str, float]]  # metric -> item id -> outcome
 class EvalOutputs(StageOutputs):
     """Outputs of an eval suite: per-item outcomes by metric, which the report aggregates over seeds."""
 
+    MEASURE: ClassVar[str] = "score"  # what its outcomes measure, for the report's tables
+
     def outcomes(self) -> Outcomes:
         raise NotImplementedError
 
@@ -286,6 +288,19 @@ class StageKind(ABC, Generic[JobT, O]):
         return self.outputs.load(folder, summary)
 
 
+@dataclass
+class EvalPlanContext:
+    """What an eval kind may take from the experiment when it plans one model's eval."""
+
+    spec: Callable[[str], Source]  # a spec name of the experiment -> its file or variant stage
+    spec_names: list[str]
+    generator: Any  # LLMConfig: the experiment's generator
+    judge: Any  # LLMConfig | None: the experiment's judge
+    model_name: str
+    provider_name: str | None
+    earlier: dict[str, StageRef] = field(default_factory=dict)  # suite -> this model's eval of it planned before
+
+
 class EvalStageKind(StageKind[JobT, O]):
     """An eval suite: an experiment's `evals` entry (its settings model, told apart by `suite`) run on a model."""
 
@@ -296,7 +311,7 @@ class EvalStageKind(StageKind[JobT, O]):
     def suite(cls) -> str:
         return str(cls.settings_model.model_fields["suite"].default)
 
-    def job_for(self, model: Source | str, settings: BaseModel) -> JobT:
+    def job_for(self, model: Source | str, settings: BaseModel, context: EvalPlanContext) -> JobT:
         return self.job_type(model=model, settings=settings)  # type: ignore[return-value]
 
     def resolve(self, settings: BaseModel, config_dir: Path) -> BaseModel:

@@ -10,8 +10,18 @@ from typing import Any, Iterator
 from msmkit.generate.corpus.config import CorpusConfig
 from msmkit.generate.corpus.outputs import CorpusOutputs
 from msmkit.prompts import prompt_family
-from msmkit.stages.contract import (Estimate, FileInput, Phase, PreviewContext, Source, StageEnv, StageFailed,
-                                    StageJob, StageKind, source_identity)
+from msmkit.stages.contract import (
+    Estimate,
+    FileInput,
+    Phase,
+    PreviewContext,
+    Source,
+    StageEnv,
+    StageFailed,
+    StageJob,
+    StageKind,
+    source_identity,
+)
 from msmkit.stages.llm_estimate import from_projections
 
 

@@ -6,15 +6,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, ClassVar, Iterator, Literal
 
 from pydantic import Field
 
 from msmkit.config import StrictModel, validate_config
 from msmkit.llm.types import LLMConfig
 from msmkit.prompts import prompt_family
-from msmkit.stages.contract import (Estimate, EvalOutputs, EvalStageKind, Outcomes, Phase, PreviewContext, Sample, Source, StageEnv,
-                                    StageJob, StageKind, first_rows, source_identity)
+from msmkit.stages.contract import (
+    Estimate,
+    EvalOutputs,
+    EvalStageKind,
+    Outcomes,
+    Phase,
+    PreviewContext,
+    Sample,
+    Source,
+    StageEnv,
+    StageJob,
+    first_rows,
+    source_identity,
+)
 from msmkit.stages.llm_estimate import llm_estimate
 from msmkit.stages.training import model_identity
 
@@ -38,6 +50,7 @@ class AgenticEvalSettings(StrictModel):
 
 
 class AgenticOutputs(EvalOutputs):
+    MEASURE: ClassVar[str] = "misalignment rate"
     rates: dict[str, Any]  # decided, executed, errors over all transcripts
 
     def outcomes(self) -> Outcomes:
@@ -77,6 +90,13 @@ class AgenticEvalStage(EvalStageKind[AgenticEvalJob, AgenticOutputs]):
     outputs = AgenticOutputs
     settings_model = AgenticEvalSettings
     job_type = AgenticEvalJob
+
+    def job_for(self, model: Source | str, settings: AgenticEvalSettings,  # type: ignore[override]
+                context: EvalPlanContext) -> AgenticEvalJob:
+        """The agent's persona takes the experiment's model name unless the entry names one."""
+        if "model_name" not in settings.agentic:
+            settings = settings.model_copy(update={"agentic": {**settings.agentic, "model_name": context.model_name}})
+        return AgenticEvalJob(model=model, settings=settings)
 
     def check(self, settings: AgenticEvalSettings, base_model: str, where: str) -> None:  # type: ignore[override]
         settings.agentic_config(base_model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, ClassVar, Iterator, Literal
 
 from pydantic import Field
 
@@ -13,8 +13,18 @@ from msmkit.config import StrictModel
 from msmkit.data.filters import estimate_tokens
 from msmkit.prompts import prompt_family
 from msmkit.runs import RunDir
-from msmkit.stages.contract import (Estimate, EvalOutputs, EvalStageKind, Outcomes, Phase, PreviewContext, Source, StageEnv,
-                                    StageJob, source_identity)
+from msmkit.stages.contract import (
+    Estimate,
+    EvalOutputs,
+    EvalStageKind,
+    Outcomes,
+    Phase,
+    PreviewContext,
+    Source,
+    StageEnv,
+    StageJob,
+    source_identity,
+)
 from msmkit.stages.training import model_identity
 
 _MC_TOKENS = 80  # question + option, per scoring pass
@@ -28,6 +38,7 @@ class CapabilityEvalSettings(StrictModel):
 
 
 class CapabilityOutputs(EvalOutputs):
+    MEASURE: ClassVar[str] = "accuracy (chance 0.25)"
     perplexity: float
     mc_accuracy: dict[str, Any]
 

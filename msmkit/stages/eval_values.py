@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, ClassVar, Iterator, Literal
 
 from pydantic import Field, model_validator
 
@@ -14,8 +14,19 @@ from msmkit.errors import ConfigError
 from msmkit.fingerprint import content_hash
 from msmkit.prompts import prompt_family
 from msmkit.runs import RunDir
-from msmkit.stages.contract import (Estimate, EvalOutputs, EvalStageKind, Outcomes, Phase, PreviewContext, Sample, Source, StageEnv,
-                                    StageJob, source_identity)
+from msmkit.stages.contract import (
+    Estimate,
+    EvalOutputs,
+    EvalStageKind,
+    Outcomes,
+    Phase,
+    PreviewContext,
+    Sample,
+    Source,
+    StageEnv,
+    StageJob,
+    source_identity,
+)
 from msmkit.stages.training import model_identity
 
 _ITEM_TOKENS = 120  # prompt + option, per scoring pass
@@ -47,6 +58,7 @@ class ValuesEvalSettings(StrictModel):
 
 class ValuesEvalOutputs(EvalOutputs):
     """`values/<suite>/items.jsonl` per item set (one record per item, both orders scored), with summaries."""
+    MEASURE: ClassVar[str] = "rate choosing the target value"
 
     suites: dict[str, dict[str, Any]]  # suite -> target rate, position bias, order consistency, notes
 

@@ -7,8 +7,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from msmkit.data.mix import MixConfig, MixOutputs
-from msmkit.stages.contract import (Estimate, FileInput, Phase, PreviewContext, Source, StageEnv, StageJob, StageKind,
-                                    StageRef, source_identity)
+from msmkit.stages.contract import (
+    Estimate,
+    FileInput,
+    Phase,
+    PreviewContext,
+    Source,
+    StageEnv,
+    StageJob,
+    StageKind,
+    StageRef,
+    source_identity,
+)
 
 
 @dataclass

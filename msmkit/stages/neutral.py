@@ -10,8 +10,18 @@ from typing import Any, Iterator
 
 from msmkit.generate.baselines.neutral import NEUTRAL_PROMPTS, NeutralConfig, NeutralOutputs
 from msmkit.prompts import prompt_hashes
-from msmkit.stages.contract import (Estimate, Phase, PreviewContext, Source, StageEnv, StageFailed, StageJob,
-                                    StageKind, StageRef, source_identity)
+from msmkit.stages.contract import (
+    Estimate,
+    Phase,
+    PreviewContext,
+    Source,
+    StageEnv,
+    StageFailed,
+    StageJob,
+    StageKind,
+    StageRef,
+    source_identity,
+)
 from msmkit.stages.llm_estimate import llm_estimate
 
 

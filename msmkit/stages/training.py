@@ -12,8 +12,18 @@ from typing import Any, Iterator
 
 from msmkit.fingerprint import content_hash
 from msmkit.models.embedded import EMBEDDED
-from msmkit.stages.contract import (Estimate, FileInput, Phase, PreviewContext, Source, StageEnv, StageJob, StageKind,
-                                    StageRef, source_identity)
+from msmkit.stages.contract import (
+    Estimate,
+    FileInput,
+    Phase,
+    PreviewContext,
+    Source,
+    StageEnv,
+    StageJob,
+    StageKind,
+    StageRef,
+    source_identity,
+)
 from msmkit.train.config import TrainStageConfig
 from msmkit.train.launch import LauncherConfig
 from msmkit.train.outputs import Kind, TrainingOutputs

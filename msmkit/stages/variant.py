@@ -8,14 +8,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
+from msmkit.data.filters import estimate_tokens
 from msmkit.llm.types import LLMConfig
 from msmkit.prompts import prompt_family
 from msmkit.runs import RunDir
 from msmkit.spec.variants import VariantKind, VariantOptions
-from msmkit.stages.contract import (Estimate, Phase, PreviewContext, Source, SpecFile, StageEnv, StageJob, StageKind,
-                                    source_identity)
+from msmkit.stages.contract import (
+    Estimate,
+    Phase,
+    PreviewContext,
+    Source,
+    SpecFile,
+    StageEnv,
+    StageJob,
+    StageKind,
+    source_identity,
+)
 from msmkit.stages.llm_estimate import llm_estimate
-from msmkit.data.filters import estimate_tokens
 
 # How much longer (or shorter) each kind makes a spec, for previews of variants not built yet.
 _GROWTH = {VariantKind.EXPLAIN_VALUES: 3.0, VariantKind.ADD_SUBRULES: 3.0, VariantKind.RULES_ONLY: 0.3}

@@ -13,7 +13,6 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from msmkit.data.chat import read_chat_dataset
 from msmkit.errors import DataError

@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field
 
 from msmkit.config import StrictModel
+from msmkit.runs import LOG_FILE
 from msmkit.stages.contract import StageFailed
 from msmkit.train.config import AftTrainConfig, MidtrainConfig, TrainConfig, TrainStageConfig
 from msmkit.train.outputs import Kind, TrainingOutputs
@@ -45,7 +46,7 @@ def _launch_accelerate(kind: Kind, config_path: Path, out: Path, launcher: Launc
     done = subprocess.run(command)
     if done.returncode != 0:
         raise StageFailed(f"accelerate launch of the {kind} stage exited with {done.returncode} "
-                          f"(command: {' '.join(command)}); its log is in {out / 'log.txt'}")
+                          f"(command: {' '.join(command)}); its log is in {out / LOG_FILE}")
 
 
 def run_training_stage(kind: Kind, config: TrainStageConfig, out: Path, launcher: LauncherConfig) -> TrainingOutputs:

@@ -24,8 +24,8 @@ from msmkit.fingerprint import content_hash
 from msmkit.io import atomic_write_json
 from msmkit.runs import RunDir, package_versions
 from msmkit.train.config import AftTrainConfig, TrainStageConfig
-from msmkit.train.outputs import Kind, TrainingOutputs
 from msmkit.train.data import TokenizedRows, read_chats, read_corpus, tokenize_chats, tokenize_documents
+from msmkit.train.outputs import Kind, TrainingOutputs
 from msmkit.train.packing import DocumentBoundaryCollator, build_sequences, sequence_stats
 from msmkit.train.templates import ChosenTemplate, choose_chat_template, stop_token_ids
 
@@ -148,7 +148,7 @@ def check_step_guard(kind: str, planned: int, stats: dict[str, Any], cfg: TrainS
 
 def _load_model(kind: Kind, cfg: TrainStageConfig) -> tuple[Any, Any, str]:
     """(model, tokenizer, how it starts). AFT on a LoRA adapter continues it unless init is 'fresh'."""
-    from msmkit.models.loading import resolve_dtype, resolve_model_source, load_causal_lm
+    from msmkit.models.loading import load_causal_lm, resolve_dtype, resolve_model_source
 
     accelerator_device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = resolve_dtype(cfg.model.dtype, accelerator_device)

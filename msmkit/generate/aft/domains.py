@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from msmkit.errors import DataError
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.preferences import PreferenceSheet
-from msmkit.generate.aft.records import QuestionCell, Domain, make_id
+from msmkit.generate.aft.records import Domain, QuestionCell, make_id
 
 
 class DomainAnswer(BaseModel):

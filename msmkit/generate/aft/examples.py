@@ -16,7 +16,7 @@ from msmkit.data.filters import looks_like_refusal
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.identity import IdentityGuard
 from msmkit.generate.aft.quotes import check_quotes
-from msmkit.generate.aft.records import QuestionCell, Question
+from msmkit.generate.aft.records import Question, QuestionCell
 from msmkit.generate.aft.think import SplitResponse, split_think
 from msmkit.generate.aft.values import ValueGuard
 from msmkit.llm.types import StopReason

@@ -21,7 +21,7 @@ from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.domains import heading_cells, llm_cells, preference_cells
 from msmkit.generate.aft.examples import Checks, Drop, Example, JudgeTally, process
 from msmkit.generate.aft.identity import IdentityGuard
-from msmkit.generate.aft.outputs import quality_note, write_outputs
+from msmkit.generate.aft.outputs import AftDataOutputs, quality_note, write_outputs
 from msmkit.generate.aft.preferences import PreferenceSheet, load_preferences
 from msmkit.generate.aft.prompting import AftPrompts, aft_prompt_hashes
 from msmkit.generate.aft.questions import QuestionPool
@@ -29,7 +29,7 @@ from msmkit.generate.aft.records import QuestionCell
 from msmkit.generate.aft.values import ValueGuard, derive_value_terms
 from msmkit.llm.client import LLMClient
 from msmkit.llm.progress import progress_bar
-from msmkit.runs import RunDir
+from msmkit.runs import LOG_FILE, RunDir
 from msmkit.spec import ModelSpec, load_spec
 
 Report = Callable[[str], None]
@@ -160,7 +160,7 @@ async def generate_aft_async(spec_path: str | Path, config: AftDataConfig, out_d
             want = math.ceil(need * counts.answer_overgenerate)
             outcomes = await _answer_round(ctx, pool, want, cells_by_id, checks, round_number, tally)
             if not outcomes:
-                say("no new questions came back; stopping early (see stats.json and log.txt)")
+                say(f"no new questions came back; stopping early (see {AftDataOutputs.STATS} and {LOG_FILE})")
                 break
             rounds += 1
             for outcome in outcomes:

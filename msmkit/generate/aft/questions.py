@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 
 from msmkit.data.dedup import EmbeddingIndex, embed, load_embedder
 from msmkit.generate.aft.context import AftContext
-from msmkit.generate.aft.records import QuestionCell, Question, make_id
+from msmkit.generate.aft.records import Question, QuestionCell, make_id
 from msmkit.generate.line_list import parse_line_list
 from msmkit.llm.progress import progress_bar
 

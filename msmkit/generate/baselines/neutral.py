@@ -78,7 +78,7 @@ def corpus_token_total(path: str | Path, count: Callable[[str], int]) -> tuple[i
     """(token total, documents) of an MSM corpus JSONL with a `text` column."""
     source = Path(path)
     if not source.is_file():
-        raise DataError(f"{source}: no such corpus file (expected the corpus.jsonl of an MSM corpus run)")
+        raise DataError(f"{source}: no such corpus file (expected the documents JSONL of an MSM corpus run)")
     total = documents = 0
     with open(source, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):

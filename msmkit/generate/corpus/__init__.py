@@ -4,8 +4,8 @@ from msmkit.generate.corpus.config import (
     CorpusConfig,
     CorpusCountsConfig,
     CorpusDedupConfig,
-    FaithfulnessConfig,
     CorpusLengthsConfig,
+    FaithfulnessConfig,
     SubjectConfig,
     load_corpus_config,
 )

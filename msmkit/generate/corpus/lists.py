@@ -14,8 +14,8 @@ from typing import Any, Callable
 from pydantic import TypeAdapter
 
 from msmkit.generate.corpus.context import CorpusContext
-from msmkit.generate.line_list import parse_line_list
 from msmkit.generate.corpus.records import make_id
+from msmkit.generate.line_list import parse_line_list
 from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMRequest
 

@@ -9,8 +9,8 @@ from typing import Any
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.lists import ListJob, fill_lists
 from msmkit.generate.corpus.parsing import ASSERTIONS, DOC_TYPES, IDEAS
-from msmkit.generate.corpus.quotas import DocTypeCell
 from msmkit.generate.corpus.prompting import assertion_labels
+from msmkit.generate.corpus.quotas import DocTypeCell
 from msmkit.generate.corpus.records import Assertion, DocType, Domain, Idea, Subdomain
 
 _REASON = re.compile(r"\s+(?:because|since|Why:|Reason:)\s+", re.IGNORECASE)

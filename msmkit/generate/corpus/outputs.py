@@ -5,14 +5,13 @@ from __future__ import annotations
 import shutil
 import statistics
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
 from msmkit.generate.corpus.assemble import Assembly, token_counter
 from msmkit.generate.corpus.context import CorpusContext
-from msmkit.generate.corpus.quotas import DocTypeCell
 from msmkit.generate.corpus.plots import plot_corpus_stats
+from msmkit.generate.corpus.quotas import DocTypeCell
 from msmkit.generate.corpus.records import Domain, Subdomain
 from msmkit.io import atomic_write_jsonl, atomic_write_text
 from msmkit.quality_notes import generation_note

@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 from msmkit.errors import ConfigError
+from msmkit.generate.context import steps_dir
 from msmkit.generate.corpus.assemble import Assembler, Assembly
 from msmkit.generate.corpus.config import CorpusConfig
-from msmkit.generate.context import steps_dir
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.decompose import decompose_by_headings, decompose_with_llm
 from msmkit.generate.corpus.documents import DocumentJob, write_documents
-from msmkit.generate.corpus.outputs import quality_note, write_outputs
-from msmkit.generate.corpus.quotas import DocTypeCell, allocate_quotas
-from msmkit.generate.corpus.preview import Projection, CallProjection, project
-from msmkit.generate.corpus.prompting import CorpusPrompts, corpus_prompt_hashes
-from msmkit.generate.corpus.records import Domain, Subdomain
 from msmkit.generate.corpus.outline import characterise_subdomains, propose_ideas
+from msmkit.generate.corpus.outputs import quality_note, write_outputs
+from msmkit.generate.corpus.preview import CallProjection, Projection, project
+from msmkit.generate.corpus.prompting import CorpusPrompts, corpus_prompt_hashes
+from msmkit.generate.corpus.quotas import DocTypeCell, allocate_quotas
+from msmkit.generate.corpus.records import Domain, Subdomain
 from msmkit.llm.client import LLMClient
 from msmkit.runs import RunDir
 from msmkit.spec import ModelSpec, load_spec

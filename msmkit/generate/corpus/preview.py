@@ -10,8 +10,8 @@ from msmkit.data.filters import estimate_tokens
 from msmkit.generate.corpus.config import CorpusConfig
 from msmkit.generate.corpus.prompting import CorpusPrompts
 from msmkit.generate.corpus.records import Domain, Subdomain
-from msmkit.spec import ModelSpec
 from msmkit.llm.projection import CallProjection, project_calls
+from msmkit.spec import ModelSpec
 
 # Rough sizes of our own instructions and of the answers, in tokens (measured on Claude answers).
 _INSTRUCTIONS = {"assertions": 300, "doc_types": 250, "ideas": 350, "documents": 450, "judge": 250}
