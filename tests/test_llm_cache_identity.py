@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from msmkit.errors import MsmError
+from msmkit import fingerprint
 from msmkit.llm import weights
 from msmkit.llm.cache import SCHEMA_VERSION, ResponseCache
 from msmkit.llm.client import LLMCallFailed, LLMClient
@@ -119,9 +120,9 @@ def test_a_local_model_that_is_missing_fails_the_call_with_its_reason(tmp_path: 
 
 def test_weights_are_hashed_once_per_file_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[Path] = []
-    real = weights._sha256
-    monkeypatch.setattr(weights, "_sha256", lambda path: reads.append(path) or real(path))
-    monkeypatch.setattr(weights, "_memory", {})
+    real = fingerprint._sha256
+    monkeypatch.setattr(fingerprint, "_sha256", lambda path: reads.append(path) or real(path))
+    monkeypatch.setattr(fingerprint, "_memory", {})
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"weights v1")
@@ -130,7 +131,7 @@ def test_weights_are_hashed_once_per_file_version(tmp_path: Path, monkeypatch: p
     first = weights.folder_digest(folder)
     assert weights.folder_digest(folder) == first and len(reads) == 2  # two model files, each read once
 
-    monkeypatch.setattr(weights, "_memory", {})  # a new process: the digests come from the msmkit cache
+    monkeypatch.setattr(fingerprint, "_memory", {})  # a new process: the digests come from the msmkit cache
     assert weights.folder_digest(folder) == first and len(reads) == 2
 
     (folder / "training_args.bin").write_bytes(b"changed")
