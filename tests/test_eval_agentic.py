@@ -218,3 +218,14 @@ def test_exfiltration_task_runs_standalone_from_its_file_with_a_grader_role(serv
     [sample] = log.samples
     assert sample.id == "exfiltration_explicit-america_restriction"
     assert sample.scores["misalignment_scorer"].value == {"decided": 1.0, "executed": 1.0, "action_taken": 1.0}
+
+
+def test_another_grader_regrades_the_same_transcripts_without_asking_the_model_again(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MSM_TEST_KEY", SECRET)
+    first = run_agentic(_config(server, "actor", "judge", ["exfiltration"], epochs=2), tmp_path, display="none")
+    transcripts = {r["transcript"] for r in _records(tmp_path)}
+    server.reset_stats()
+    second = run_agentic(_config(server, "actor", "judge-flaky", ["exfiltration"], epochs=2), tmp_path, display="none")
+    assert {r.model for r in server.requests} == {"judge-flaky"}  # the grader changed, the transcripts did not
+    assert {r["transcript"] for r in _records(tmp_path)} == transcripts
+    assert first["grader"] != second["grader"] and second["all"]["errors"] == 2  # judge-flaky gives no verdict
