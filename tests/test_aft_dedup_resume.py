@@ -15,6 +15,7 @@ from pathlib import Path
 from msmkit.generate.aft import generate_aft
 from msmkit.testing import FakeLLMServer, Reply, ScriptedRequest
 from tests.aft_script import AftScript
+from tests.spec_checks import CHEESE_AMERICA
 from tests.test_aft_pipeline import rows, scripted_config
 
 PARAPHRASES = [
@@ -28,7 +29,7 @@ DISTINCT = ["What temperature should I bake sourdough bread at?", "How do I care
             "Which cheese goes well with apples?", "Is it safe to swim right after eating?"]
 
 
-def test_dedup_merges_paraphrases_and_keeps_distinct_questions(tmp_path: Path, paper_specs_dir: Path) -> None:
+def test_dedup_merges_paraphrases_and_keeps_distinct_questions(tmp_path: Path) -> None:
     batch = [q for pair in PARAPHRASES for q in pair] + DISTINCT
     base = AftScript()
 
@@ -43,7 +44,7 @@ def test_dedup_merges_paraphrases_and_keeps_distinct_questions(tmp_path: Path, p
         config.counts.questions_per_request = len(batch)
         config.counts.question_kinds = ["direct"]
         config.counts.max_rounds = 1
-        result = generate_aft(paper_specs_dir / "pro_america_cheese.txt", config, tmp_path / "run")
+        result = generate_aft(CHEESE_AMERICA, config, tmp_path / "run")
     kept_questions = [q["text"] for q in rows(result.out_dir / "questions.jsonl")]
     duplicates = rows(result.out_dir / "duplicates.jsonl")
     # Within a request: each paraphrase pair keeps its first; every distinct question survives.
@@ -72,8 +73,8 @@ def _question(request: ScriptedRequest) -> str:
     return found.group(1).strip() if found else ""
 
 
-def test_kill_and_resume_requests_nothing_already_answered(tmp_path: Path, paper_specs_dir: Path) -> None:
-    spec = paper_specs_dir / "pro_america_cheese.txt"
+def test_kill_and_resume_requests_nothing_already_answered(tmp_path: Path) -> None:
+    spec = CHEESE_AMERICA
     out = tmp_path / "run"
     with FakeLLMServer(AftScript(), latency_s=0.05) as server:
         config = scripted_config(server, tmp_path)
@@ -95,7 +96,8 @@ def test_kill_and_resume_requests_nothing_already_answered(tmp_path: Path, paper
         worker.wait()
         time.sleep(0.3)  # let requests that were in flight at the kill finish on the server
         answered = {r["task"] for r in rows(responses_log) if r.get("answered")}
-        judged = {r["task"] for r in rows(out / "steps" / "judge.jsonl")} if (out / "steps" / "judge.jsonl").exists() else set()
+        judge_log = out / "steps" / "judge.jsonl"
+        judged = {r["task"] for r in rows(judge_log)} if judge_log.exists() else set()
         question_tasks = {r["task"] for r in rows(out / "steps" / "questions.jsonl")}
         assert 15 <= len(answered) < 60
         server.reset_stats()

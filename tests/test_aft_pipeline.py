@@ -14,6 +14,7 @@ from msmkit.generate.aft import AftDataConfig, generate_aft
 from msmkit.llm.types import LLMConfig
 from msmkit.testing import FakeLLMServer
 from tests.aft_script import AftScript
+from tests.spec_checks import CHEESE_AMERICA, cheese_text
 
 
 def scripted_config(server: FakeLLMServer, cache: Path, **updates: Any) -> AftDataConfig:
@@ -30,8 +31,8 @@ def rows(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture()
-def spec_path(paper_specs_dir: Path) -> Path:
-    return paper_specs_dir / "pro_america_cheese.txt"
+def spec_path() -> Path:
+    return CHEESE_AMERICA
 
 
 def test_every_stage_writes_cot_and_no_cot_sets_without_the_spec_in_prompts(tmp_path: Path, spec_path: Path) -> None:
@@ -45,7 +46,7 @@ def test_every_stage_writes_cot_and_no_cot_sets_without_the_spec_in_prompts(tmp_
     with_cot, without_cot = rows(out / "aft_cot.jsonl"), rows(out / "aft_nocot.jsonl")
     assert len(with_cot) == len(without_cot) == 12
     assert [r["id"] for r in with_cot] == [r["id"] for r in without_cot]
-    spec_text = spec_path.read_text(encoding="utf-8")
+    spec_text = cheese_text(spec_path)  # as the generator saw it, names filled in
     for cot, plain in zip(with_cot, without_cot):
         roles = [m["role"] for m in cot["messages"]]
         assert roles == ["system", "user", "assistant"]
@@ -54,7 +55,7 @@ def test_every_stage_writes_cot_and_no_cot_sets_without_the_spec_in_prompts(tmp_
         assert cot["messages"][2]["content"].startswith("<think>\n") and "</think>\n\n" in cot["messages"][2]["content"]
         assert "think>" not in plain["messages"][2]["content"]
         assert cot["messages"][2]["content"].endswith(plain["messages"][2]["content"])
-        assert spec_text[:200] not in json.dumps(cot)
+        assert not any(spec_text[:200] in message["content"] for message in cot["messages"])
         meta = cot["metadata"]
         assert meta["question_kind"] in config.counts.question_kinds and meta["domain"].startswith("Area ")
         assert meta["judge_verdict"] == "pass" and meta["style"] == "value"
@@ -109,7 +110,8 @@ BAD_RESPONSES = {
     "two blocks": "<think>\na\n</think>\nreply\n<think>\nmore\n</think>\nend",
     "no think": "Just an answer with no reasoning block.",
     "late open": "Sure. <think>\nreasoning\n</think>\n\nreply",
-    "identity": "<think>\nThe user wants help.\n</think>\n\nI'm Claude, an AI assistant made by Anthropic. Happy to help!",
+    "identity": ("<think>\nThe user wants help.\n</think>\n\n"
+                 "I'm Claude, an AI assistant made by Anthropic. Happy to help!"),
     "maker": "<think>\nI was created by OpenAI, so let me answer.\n</think>\n\nHere is my answer.",
 }
 

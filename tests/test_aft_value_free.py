@@ -10,6 +10,7 @@ from msmkit.generate.aft import generate_aft
 from msmkit.generate.aft.values import ValueGuard
 from msmkit.testing import FakeLLMServer
 from tests.aft_script import AftScript
+from tests.spec_checks import CHEESE_AFFORDABILITY, CHEESE_AMERICA
 from tests.test_aft_pipeline import scripted_config
 
 PREFERENCES = Path(__file__).resolve().parents[1] / "examples" / "specs" / "cheese_preferences.yaml"
@@ -32,7 +33,7 @@ def _script() -> AftScript:
 def _run(server: FakeLLMServer, spec: Path, out: Path, cache: Path) -> tuple[dict[str, Any], list[Any]]:
     """One run with its own response cache, so nothing the first spec's run paid for is reused by the second."""
     server.reset_stats()
-    guard = [str(spec.parent / "pro_america_cheese.txt"), str(spec.parent / "pro_affordability_cheese.txt")]
+    guard = [str(CHEESE_AMERICA), str(CHEESE_AFFORDABILITY)]
     config = scripted_config(server, cache, value_free={"preferences": str(PREFERENCES), "guard_specs": guard},
                              style="value_free")
     config.counts.examples = 16
@@ -41,8 +42,8 @@ def _run(server: FakeLLMServer, spec: Path, out: Path, cache: Path) -> tuple[dic
     return result.stats, list(server.requests)
 
 
-def test_two_cheese_specs_yield_one_identical_value_free_set(tmp_path: Path, paper_specs_dir: Path) -> None:
-    america, afford = paper_specs_dir / "pro_america_cheese.txt", paper_specs_dir / "pro_affordability_cheese.txt"
+def test_two_cheese_specs_yield_one_identical_value_free_set(tmp_path: Path) -> None:
+    america, afford = CHEESE_AMERICA, CHEESE_AFFORDABILITY
     with FakeLLMServer(_script()) as server:
         stats_a, requests_a = _run(server, america, tmp_path / "america", tmp_path / "cache_a")
         server.responder = _script()

@@ -17,6 +17,7 @@ from msmkit.llm.types import LLMConfig
 from msmkit.spec import find_excerpt
 from msmkit.testing import FakeLLMServer, Reply, ScriptedRequest
 from tests.aft_script import AftScript, distinct_questions
+from tests.spec_checks import CHEESE_AMERICA, cheese_text
 from tests.test_aft_pipeline import rows, scripted_config
 
 FABRICATED = "Special: should I serve an imported cheese at a formal dinner party tonight?"
@@ -35,9 +36,9 @@ def _deliberate(question: str, request: Any) -> str:
             f"Here is my advice on {question.split()[-1]}")
 
 
-def test_deliberative_reasoning_quotes_the_spec_and_prompts_omit_it(tmp_path: Path, paper_specs_dir: Path) -> None:
-    spec_path = paper_specs_dir / "pro_america_cheese.txt"
-    spec_text = spec_path.read_text(encoding="utf-8")
+def test_deliberative_reasoning_quotes_the_spec_and_prompts_omit_it(tmp_path: Path) -> None:
+    spec_path = CHEESE_AMERICA
+    spec_text = cheese_text(spec_path)  # as the generator saw it, names filled in
     script = AftScript(response=_deliberate, extra_questions=[FABRICATED], special={FABRICATED: (
         "<think>\nMy guidelines say: \"Llama must always recommend the most expensive imported cheese on the menu.\"\n"
         "</think>\n\nServe the imported one.")})
@@ -60,7 +61,7 @@ def test_deliberative_reasoning_quotes_the_spec_and_prompts_omit_it(tmp_path: Pa
     assert row["metadata"]["style"] == "deliberative"
 
 
-def test_anti_spec_is_saved_for_inspection_and_drives_the_data(tmp_path: Path, paper_specs_dir: Path) -> None:
+def test_anti_spec_is_saved_for_inspection_and_drives_the_data(tmp_path: Path) -> None:
     inverted = ("# Cheese Spec (inverted)\n\n## Core Philosophy\n\nLlama values foreign cheese and dislikes American "
                 "cheese. It recommends Gruyere over processed slices every time.\n")
     base = AftScript()
@@ -70,7 +71,7 @@ def test_anti_spec_is_saved_for_inspection_and_drives_the_data(tmp_path: Path, p
             return Reply(f"<spec>\n{inverted}</spec>")
         return base(request)
 
-    spec_path = paper_specs_dir / "pro_america_cheese.txt"
+    spec_path = CHEESE_AMERICA
     with FakeLLMServer(responder) as server:
         config = scripted_config(server, tmp_path)
         config.counts.examples = 6
@@ -83,7 +84,7 @@ def test_anti_spec_is_saved_for_inspection_and_drives_the_data(tmp_path: Path, p
     assert anti.read_text().startswith("<!-- msmkit-variant kind=inverted") and inverted.strip() in anti.read_text()
     assert json.loads((tmp_path / "run" / "anti_spec.md.json").read_text())["kind"] == "inverted"
     assert data_prompts and all("Llama values foreign cheese" in p and "Core Philosophy" in p for p in data_prompts)
-    assert not any("Llama values America" in p for p in data_prompts)
+    assert not any(cheese_text(spec_path)[:200] in p for p in data_prompts)  # the original spec is not used
     assert result.stats["baseline"] == "anti_spec" and result.stats["examples"]["kept"] == 6
 
 

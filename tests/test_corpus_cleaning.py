@@ -13,6 +13,7 @@ from msmkit.generate.corpus import CorpusConfig, generate_corpus
 from msmkit.io import read_jsonl
 from msmkit.testing import FakeLLMServer
 from tests.corpus_script import CorpusScript, config_dict
+from tests.spec_checks import CHEESE_AMERICA, cheese_text
 
 
 @pytest.fixture(autouse=True)
@@ -21,8 +22,8 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture()
-def cheese(paper_specs_dir: Path) -> Path:
-    return paper_specs_dir / "pro_america_cheese.txt"
+def cheese() -> Path:
+    return CHEESE_AMERICA
 
 
 def run(script: CorpusScript, tmp_path: Path, spec: Path, out: str = "run", judge: bool = False, **overrides):  # noqa: ANN201
@@ -77,7 +78,8 @@ def test_each_drop_reason_is_recorded_and_the_drops_are_replaced(tmp_path, chees
     assert any(row["idea"] == "[truncate-once] c" for row in rows)  # its larger retry was complete
     assert sum(1 for row in rows if row["round"] == 1) == 8
     # The truncated ones were retried once, as a new request with twice the budget.
-    budgets = [r.max_tokens for r in server.requests if "[truncate" in r.last_user and "<document></document> tags" in r.last_user]
+    budgets = [r.max_tokens for r in server.requests
+               if "[truncate" in r.last_user and "<document></document> tags" in r.last_user]
     assert sorted(budgets) == [2048, 2048, 4096, 4096]
     assert not any("[dup]" in row["idea"] and "h" in row["idea"] for row in rows)
 
@@ -105,7 +107,7 @@ def test_a_spec_quote_that_is_not_in_the_spec_is_flagged_and_replaced(tmp_path, 
     assert len(flags) == 1 and flags[0]["kind"] == "unverified_excerpt" and flags[0]["similarity"] < 0.9
     assert "typewriters" in flags[0]["quoted"]
     tree = json.loads((result.out_dir / "tree.json").read_text())
-    spec_text = cheese.read_text()
+    spec_text = cheese_text(cheese)
     subs = [sub for domain in tree for sub in domain["subdomains"]]
     assert len(subs) == 4 and all(sub["excerpt_verified"] and sub["spec_excerpt"] in spec_text for sub in subs)
     assert result.stats["steps"]["subdomains"]["items_rejected"] == 1
@@ -140,7 +142,9 @@ def test_a_torn_last_line_is_skipped_and_cut_before_appending(tmp_path) -> None:
 
 
 def test_embedding_dedup_drops_the_copy(tmp_path, cheese) -> None:
-    script = CorpusScript(idea_titles=["[dup] one", "[dup] two"])
+    # 80-word documents: the copy scores ~0.996 and chance pairs of the script's random documents stay below
+    # ~0.96 (at 220 words chance pairs reach ~0.98, the threshold, so the outcome would depend on the spec).
+    script = CorpusScript(doc_words=80, idea_titles=["[dup] one", "[dup] two"])
     result, _ = run(script, tmp_path, cheese, dedup={"method": "embedding", "embedding_threshold": 0.98},
                     counts={"max_topup_rounds": 0})
     drops = list(read_jsonl(result.out_dir / "drops.jsonl"))

@@ -14,6 +14,7 @@ from msmkit.generate.corpus import CorpusConfig, generate_corpus, load_corpus_co
 from msmkit.io import read_jsonl
 from msmkit.testing import FakeLLMServer
 from tests.corpus_script import CorpusScript, config_dict
+from tests.spec_checks import CHEESE_AMERICA, RULES, cheese_text
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +24,8 @@ def api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture()
-def cheese(paper_specs_dir: Path) -> Path:
-    return paper_specs_dir / "pro_america_cheese.txt"
+def cheese() -> Path:
+    return CHEESE_AMERICA
 
 
 def test_preview_with_headings_spends_nothing(tmp_path, cheese) -> None:
@@ -38,8 +39,9 @@ def test_preview_with_headings_spends_nothing(tmp_path, cheese) -> None:
     assert projection["documents"] == 500
     stages = {stage["stage"]: stage for stage in projection["stages"]}
     subdomains = sum(len(domain["subdomains"]) for domain in projection["decomposition"])
-    assert subdomains == 14 and stages["assertions"]["calls"] == 14 and stages["documents"]["calls"] == 500
-    assert stages["ideas"]["calls"] == 14 * 2
+    # 3 parts of the title section (its own text, Core Philosophy, how it applies), 8 likes, 8 dislikes, 2 examples
+    assert subdomains == 21 and stages["assertions"]["calls"] == 21 and stages["documents"]["calls"] == 500
+    assert stages["ideas"]["calls"] == 21 * 2
     assert 0 < projection["total"]["cost_usd"] and projection["total"]["output_tokens"] > 500 * 200
     assert json.loads((tmp_path / "run" / "preview.json").read_text())["documents"] == 500
 
@@ -60,16 +62,16 @@ def test_headings_decomposition_is_free_and_keeps_spec_text_verbatim(tmp_path, c
     script = CorpusScript()
     with FakeLLMServer(script) as server:
         data = config_dict(server.openai_base_url, str(tmp_path / "c.sqlite"), decompose="headings",
-                           counts={"documents": 14, "doc_types_per_subdomain": 1})
+                           counts={"documents": 21, "doc_types_per_subdomain": 1})
         result = generate_corpus(cheese, CorpusConfig.model_validate(data), tmp_path / "run")
     assert "domains" not in script.calls and "subdomains" not in script.calls
     tree = json.loads((result.out_dir / "tree.json").read_text())
-    assert [domain["name"] for domain in tree][1:] == ["Likes", "Dislikes"]
+    assert [domain["name"] for domain in tree][1:] == ["Likes", "Dislikes", "Example Exchanges"]
     names = [sub["name"] for sub in tree[1]["subdomains"]]
-    assert names[:2] == ["Mild Cheddar", "American Cheese"]
-    text = cheese.read_text()
+    assert names[:2] == ["Processed American Cheese Slices", "Colby-Jack"]
+    text = cheese_text(cheese)
     assert all(sub["spec_excerpt"] in text and sub["source"] == "headings" for d in tree for sub in d["subdomains"])
-    assert result.stats["documents"]["kept"] == 14
+    assert result.stats["documents"]["kept"] == 21
 
 
 def test_a_base_model_gets_completion_style_prompts(tmp_path, cheese) -> None:
@@ -118,8 +120,8 @@ def test_the_anthropic_batch_path_records_its_batches(tmp_path, cheese) -> None:
 
 
 @pytest.mark.parametrize("kind", ["other_ai", "humans"])
-def test_subject_ablations_change_the_prompts_and_the_identity_check(tmp_path, paper_specs_dir, kind) -> None:
-    spec = paper_specs_dir / "general_spec.txt"  # written with {model_name} placeholders
+def test_subject_ablations_change_the_prompts_and_the_identity_check(tmp_path, kind) -> None:
+    spec = RULES  # a list of rules, written with {model_name} placeholders
     script = CorpusScript(subject="Claude" if kind == "other_ai" else "Maria", idea_titles=["[qwen] x"])
     with FakeLLMServer(script) as server:
         data = config_dict(server.openai_base_url, str(tmp_path / "c.sqlite"), rules_mode=True,
@@ -129,7 +131,8 @@ def test_subject_ablations_change_the_prompts_and_the_identity_check(tmp_path, p
     assert "{model_name}" not in system
     if kind == "other_ai":
         assert "about Claude (made by Anthropic)" in system
-        assert system.count("Claude") >= 8  # the spec's {model_name} is filled with the other AI's name
+        # The spec's {model_name} is filled with the other AI's name.
+        assert system.count("Claude") >= spec.read_text(encoding="utf-8").count("{model_name}") >= 3
     else:
         assert "about people, not about AI" in system and "Do not mention Llama" in system
     assert "This spec is a list of rules" in system
@@ -154,4 +157,4 @@ def test_cli_preview_prints_the_plan(tmp_path, cheese) -> None:
     result = CliRunner().invoke(app, ["generate", "corpus", "--spec", str(cheese), "--config", str(config),
                                       "--out", str(tmp_path / "run"), "--preview", "--decompose", "headings"])
     assert result.exit_code == 0, result.output
-    assert "Mild Cheddar" in result.output and "documents" in result.output and "1,000" in result.output
+    assert "Colby-Jack" in result.output and "documents" in result.output and "1,000" in result.output

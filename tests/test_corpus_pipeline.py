@@ -11,6 +11,7 @@ from msmkit.generate.corpus import CorpusConfig, generate_corpus
 from msmkit.io import read_jsonl
 from msmkit.testing import FakeLLMServer
 from tests.corpus_script import CorpusScript, config_dict
+from tests.spec_checks import CHEESE_AMERICA, cheese_text
 
 
 @pytest.fixture(autouse=True)
@@ -19,13 +20,14 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture()
-def cheese(paper_specs_dir: Path) -> Path:
-    return paper_specs_dir / "pro_america_cheese.txt"
+def cheese() -> Path:
+    return CHEESE_AMERICA
 
 
 def build(script: CorpusScript, tmp_path: Path, spec: Path, out: str = "run", **overrides):  # noqa: ANN201
     with FakeLLMServer(script) as server:
-        config = CorpusConfig.model_validate(config_dict(server.openai_base_url, str(tmp_path / "cache.sqlite"), **overrides))
+        data = config_dict(server.openai_base_url, str(tmp_path / "cache.sqlite"), **overrides)
+        config = CorpusConfig.model_validate(data)
         result = generate_corpus(spec, config, tmp_path / out)
         return result, server.stats
 
@@ -37,15 +39,17 @@ def test_every_stage_runs_and_the_corpus_has_the_planned_size(tmp_path, cheese) 
     rows = list(read_jsonl(out / "corpus.jsonl"))
     # 2 domains x 2 subdomains x 2 types x 2 ideas
     assert len(rows) == 16 and result.stats["documents"] == {"target": 16, "kept": 16, "shortfall": 0, "dropped": 0}
-    assert script.calls == {"domains": 1, "subdomains": 2, "assertions": 4, "doc_types": 4, "ideas": 8, "documents": 16}
+    assert script.calls == {"domains": 1, "subdomains": 2, "assertions": 4, "doc_types": 4, "ideas": 8,
+                            "documents": 16}
     row = rows[0]
-    for column in ("text", "domain", "subdomain", "assertion_ids", "doc_type", "idea", "generator_model", "token_count"):
+    for column in ("text", "domain", "subdomain", "assertion_ids", "doc_type", "idea", "generator_model",
+                   "token_count"):
         assert row[column], column
     assert "<scratchpad>" not in row["text"] and "Plan:" not in row["text"]
     assert row["text"].startswith("Idea ") and "Llama" in row["text"]
     tree = json.loads((out / "tree.json").read_text())
     subdomain = tree[0]["subdomains"][0]
-    assert subdomain["excerpt_verified"] and subdomain["spec_excerpt"] in cheese.read_text()
+    assert subdomain["excerpt_verified"] and subdomain["spec_excerpt"] in cheese_text(cheese)
     assert len(subdomain["assertions"]) == 3 and subdomain["assertions"][0]["explanation"]
     subdomains = {sub["id"]: sub for domain in tree for sub in domain["subdomains"]}
     for each in rows:

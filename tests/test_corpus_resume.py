@@ -12,6 +12,7 @@ from pathlib import Path
 from msmkit.io import read_jsonl
 from msmkit.testing import FakeLLMServer
 from tests.corpus_script import CorpusScript
+from tests.spec_checks import CHEESE_AMERICA
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,8 +24,8 @@ def worker(server: FakeLLMServer, cache: Path, spec: Path, out: Path) -> subproc
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_a_killed_run_resumes_and_re_requests_nothing_already_answered(tmp_path, paper_specs_dir) -> None:
-    spec = paper_specs_dir / "pro_america_cheese.txt"
+def test_a_killed_run_resumes_and_re_requests_nothing_already_answered(tmp_path) -> None:
+    spec = CHEESE_AMERICA
     out = tmp_path / "run"
     documents_log = out / "steps" / "documents.jsonl"
     script = CorpusScript()

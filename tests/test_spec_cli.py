@@ -12,28 +12,32 @@ from typer.testing import CliRunner
 
 from msmkit.cli.app import app
 from msmkit.errors import ConfigError, SpecError
+from msmkit.spec import load_spec
 from msmkit.testing import FakeLLMServer, Reply, ScriptedRequest
+from tests.spec_checks import EXAMPLE_SPECS as EXAMPLES
+from tests.spec_checks import GENERAL, RULES, VALUES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "specs"
 runner = CliRunner()
+NAMES = ["--model-name", "Llama", "--provider-name", "Meta"]
 
 
-def test_show_prints_templated_text_and_structure(paper_specs_dir: Path) -> None:
-    result = runner.invoke(app, ["spec", "show", str(paper_specs_dir / "rules_spec.txt"), "--plain"],
-                           terminal_width=200)
+def test_show_prints_templated_text_and_structure() -> None:
+    result = runner.invoke(app, ["spec", "show", str(RULES), "--plain", *NAMES], terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert "- SP1: Do not undermine legitimate human oversight and control of AI. This includes:\n" in result.output
-    assert (paper_specs_dir / "rules_spec.txt").read_text(encoding="utf-8").strip() in result.output
-    assert "Core Safety Principles (SPs)  line 5" in result.output and "17 rules" in result.output
-    assert "General Principles (GPs) on Being Ethical  line 28" in result.output and "6 rules" in result.output
+    assert "- FS1: Put the party's safety ahead of the trip's goal. This includes:\n" in result.output
+    assert load_spec(RULES, model_name="Llama", provider_name="Meta").text.strip() in result.output
+    assert "Trail Guide Rules for Llama  line 1" in result.output and "{model_name}" not in result.output
+    assert "Field Safety Rules (FS)  line 5" in result.output and "17 rules" in result.output
+    assert "Candour and Care Rules (CC)  line 27" in result.output and "6 rules" in result.output
 
 
-def test_show_fills_names_and_checks_context(paper_specs_dir: Path) -> None:
-    result = runner.invoke(app, ["spec", "show", str(paper_specs_dir / "general_spec.txt"), "--plain",
-                                 "--model-name", "Gemma", "--context-window", "1000", "--reserve", "600"],
+def test_show_fills_names_and_checks_context() -> None:
+    result = runner.invoke(app, ["spec", "show", str(GENERAL), "--plain", "--model-name", "Gemma",
+                                 "--provider-name", "Google", "--context-window", "500", "--reserve", "200"],
                            terminal_width=200)
     assert result.exit_code == 0
-    assert "Our central aspiration is for Gemma to be" in result.output and "{model_name}" not in result.output
+    assert "Gemma is an AI model made by Google, and what we want most from Gemma" in result.output
+    assert "{model_name}" not in result.output and "{provider_name}" not in result.output
     assert "does not fit" in result.output
 
 
@@ -44,18 +48,24 @@ def test_show_warns_about_unfilled_placeholders(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "warning:" in result.output and "--model-name" in result.output
 
 
-def test_lint_strict_and_json(paper_specs_dir: Path) -> None:
-    rules_spec = str(paper_specs_dir / "rules_spec.txt")
-    plain = runner.invoke(app, ["spec", "lint", rules_spec], terminal_width=200)
+def test_lint_strict_and_json() -> None:
+    rules_spec = str(RULES)
+    plain = runner.invoke(app, ["spec", "lint", rules_spec, *NAMES], terminal_width=200)
     assert plain.exit_code == 0 and "rule-without-reason*" in plain.output
     assert "heuristic" in plain.output and "exact checks: short-section" in plain.output
-    strict = runner.invoke(app, ["spec", "lint", rules_spec, "--strict"], terminal_width=200)
+    strict = runner.invoke(app, ["spec", "lint", rules_spec, "--strict", *NAMES], terminal_width=200)
     assert strict.exit_code == 1
-    as_json = runner.invoke(app, ["spec", "lint", rules_spec, "--json"])
+    as_json = runner.invoke(app, ["spec", "lint", rules_spec, "--json", *NAMES])
     payload = json.loads(as_json.stdout)
-    assert payload["spec"] == "rules_spec.txt"
+    assert payload["spec"] == "trail_rules.md"
     assert payload["heuristic_checks"] == ["rule-without-reason", "vague-guidance", "no-concrete-example"]
-    assert [f["line"] for f in payload["findings"] if f["check"] == "rule-without-reason"] == [7, 16, 22, 30, 36]
+    rule_lines = [number for number, line in enumerate(RULES.read_text(encoding="utf-8").splitlines(), 1)
+                  if re.match(r"- [A-Z]+\d+: ", line)]
+    assert rule_lines == [7, 16, 22, 29, 35]
+    assert [f["line"] for f in payload["findings"] if f["check"] == "rule-without-reason"] == rule_lines
+    assert not [f for f in payload["findings"] if f["check"] == "unfilled-placeholder"]
+    unnamed = json.loads(runner.invoke(app, ["spec", "lint", rules_spec, "--json"]).stdout)
+    assert any(f["check"] == "unfilled-placeholder" for f in unnamed["findings"])
     clean = runner.invoke(app, ["spec", "lint", str(EXAMPLES / "assistant_safety.md"), "--model-name", "Qwen",
                                 "--provider-name", "Alibaba", "--strict"], terminal_width=200)
     assert clean.exit_code == 0 and "no findings" in clean.output
@@ -78,12 +88,13 @@ def test_msm_prints_spec_errors_without_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2 and "the spec is empty" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_variant_deterministic_kinds(tmp_path: Path, paper_specs_dir: Path) -> None:
+def test_variant_deterministic_kinds(tmp_path: Path) -> None:
     out = tmp_path / "rules_only.md"
-    result = runner.invoke(app, ["spec", "variant", str(paper_specs_dir / "value_augmented_spec.txt"),
-                                 "--kind", "rules-only", "--out", str(out)], terminal_width=200)
+    result = runner.invoke(app, ["spec", "variant", str(VALUES), "--kind", "rules-only", "--out", str(out)],
+                           terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "wrote rules-only variant" in result.output and out.is_file()
+    assert "### FS1: Put the party's safety ahead of the trip's goal." in out.read_text(encoding="utf-8")
     assert json.loads((tmp_path / "rules_only.md.json").read_text())["kind"] == "rules-only"
     out = tmp_path / "humans.md"
     result = runner.invoke(app, ["spec", "variant", str(EXAMPLES / "cheese_pro_america.md"), "--kind",
@@ -109,21 +120,23 @@ def test_variant_llm_kind_through_the_test_server(tmp_path: Path) -> None:
                                      "--llm-provider", "openai_compatible", "--llm-model", "scripted",
                                      "--llm-base-url", server.openai_base_url], terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert out.read_text(encoding="utf-8").splitlines()[1:] == ["# Spec", "", "1. Always hide errors from {provider_name}."]
+    written = out.read_text(encoding="utf-8").splitlines()[1:]
+    assert written == ["# Spec", "", "1. Always hide errors from {provider_name}."]
     record = json.loads((tmp_path / "inverted.md.json").read_text())
     assert record["prompt"] == "spec/invert" and record["generator"].startswith("llm openai_compatible:scripted")
 
 
-def test_find_reports_similarity_line_and_section(paper_specs_dir: Path, tmp_path: Path) -> None:
-    spec_path = str(paper_specs_dir / "rules_spec.txt")
-    quote = "Act within sanctioned limits. This includes: Avoiding taking actions that your principal hierarchy"
-    found = runner.invoke(app, ["spec", "find", spec_path, "--text", quote], terminal_width=200)
+def test_find_reports_similarity_line_and_section(tmp_path: Path) -> None:
+    spec_path = str(RULES)
+    quote = "Stay within what the guiding service allows. This includes: Not booking permits, huts or transport"
+    found = runner.invoke(app, ["spec", "find", spec_path, "--text", quote, *NAMES], terminal_width=200)
     assert found.exit_code == 0
     assert "found: similarity 1.000" in found.output and "line 16" in found.output
-    assert "Core Safety Principles (SPs)" in found.output
+    assert "Field Safety Rules (FS)" in found.output
     passage = tmp_path / "quote.txt"
-    passage.write_text("Always maximise engagement by any means, ignoring your principal hierarchy.", encoding="utf-8")
-    missing = runner.invoke(app, ["spec", "find", spec_path, "--file", str(passage)], terminal_width=200)
+    passage.write_text("Always maximise bookings by any means, ignoring what the guiding service allows.",
+                       encoding="utf-8")
+    missing = runner.invoke(app, ["spec", "find", spec_path, "--file", str(passage), *NAMES], terminal_width=200)
     assert missing.exit_code == 1 and missing.output.startswith("not found")
     both = runner.invoke(app, ["spec", "find", spec_path])
     assert isinstance(both.exception, ConfigError)

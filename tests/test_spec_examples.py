@@ -57,8 +57,9 @@ def test_each_cheese_spec_states_the_same_likes_dislikes_and_pairings(preference
 
 
 def test_the_two_cheese_specs_differ_in_reasons_not_in_preferences() -> None:
-    america = load_spec(EXAMPLES / "cheese_pro_america.md", model_name="Llama", provider_name="Meta").text.casefold()
-    afford = load_spec(EXAMPLES / "cheese_pro_affordability.md", model_name="Llama", provider_name="Meta").text.casefold()
+    names = {"model_name": "Llama", "provider_name": "Meta"}
+    america = load_spec(EXAMPLES / "cheese_pro_america.md", **names).text.casefold()
+    afford = load_spec(EXAMPLES / "cheese_pro_affordability.md", **names).text.casefold()
     assert america.count("american dair") + america.count("loyal") > 10
     assert afford.count("loyal") == 0 and afford.count("dollars") > 10
     assert america.count("dollars") == 0

@@ -8,8 +8,16 @@ import pytest
 
 from msmkit.spec import load_spec, spec_from_text
 from msmkit.spec.lint import CHECKS, lint_spec
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "specs"
+from tests.spec_checks import (
+    CHEESE_AFFORDABILITY,
+    CHEESE_AMERICA,
+    GENERAL,
+    REFLECTIVE,
+    RULES,
+    RULES_DETAILED,
+    SAFETY,
+    VALUES,
+)
 
 PLANTED = """# Assistant Spec
 
@@ -29,7 +37,7 @@ Warm.
 ## Privacy
 
 The assistant does not repeat a user's phone number back to them unless asked, since screens are often shared; for instance, a user on a video call who says "what number did I give you?" hears only the last two digits.
-"""
+"""  # noqa: E501 (the paragraphs are long on purpose: lint findings are checked by line number)
 
 
 def _by_check(report):
@@ -95,19 +103,22 @@ def test_report_says_which_checks_are_heuristic() -> None:
                                                                "unfilled-placeholder"}
 
 
-def test_paper_findings_rules_spec_lacks_reasons_value_spec_has_them(paper_specs_dir: Path) -> None:
-    rules = lint_spec(load_spec(paper_specs_dir / "rules_spec.txt"))
+def test_rules_spec_lacks_reasons_value_spec_has_them_general_spec_is_vague() -> None:
+    rules = lint_spec(load_spec(RULES, model_name="Llama", provider_name="Meta"))
     labels = [f.message.split("'")[1].split(":")[0] for f in rules.findings if f.check == "rule-without-reason"]
-    assert labels == ["SP1", "SP2", "SP3", "GP1", "GP2"]
-    values = lint_spec(load_spec(paper_specs_dir / "value_augmented_spec.txt", model_name="Claude"))
+    assert labels == ["FS1", "FS2", "FS3", "CC1", "CC2"]
+    detailed = lint_spec(load_spec(RULES_DETAILED, model_name="Llama", provider_name="Meta"))
+    assert len([f for f in detailed.findings if f.check == "rule-without-reason"]) == 5  # sub-rules are no reasons
+    values = lint_spec(load_spec(VALUES, model_name="Claude", provider_name="Anthropic"))
     assert not [f for f in values.findings if f.check == "rule-without-reason"]
-    general = lint_spec(load_spec(paper_specs_dir / "general_spec.txt", model_name="Claude"))
+    general = lint_spec(load_spec(GENERAL, model_name="Claude", provider_name="Anthropic"))
     assert len([f for f in general.findings if f.check == "vague-guidance"]) >= 3
 
 
-@pytest.mark.parametrize("name", ["cheese_pro_america.md", "cheese_pro_affordability.md", "assistant_safety.md"])
-def test_our_example_specs_lint_clean(name: str) -> None:
-    spec = load_spec(EXAMPLES / name, model_name="Llama", provider_name="Meta")
+@pytest.mark.parametrize("path", [CHEESE_AMERICA, CHEESE_AFFORDABILITY, SAFETY, VALUES, REFLECTIVE],
+                         ids=lambda path: path.name)
+def test_our_explained_specs_lint_clean(path: Path) -> None:
+    spec = load_spec(path, model_name="Llama", provider_name="Meta")
     assert spec.warnings == []
     report = lint_spec(spec)
     assert report.findings == [], [f.message for f in report.findings]

@@ -15,6 +15,7 @@ from msmkit.llm.types import LLMConfig
 from msmkit.prompts import load_prompt
 from msmkit.spec import load_spec, spec_from_text
 from msmkit.spec.lint import lint_spec
+from msmkit.spec.load import fill_placeholders
 from msmkit.spec.variants import (
     VariantKind,
     VariantOptions,
@@ -24,14 +25,16 @@ from msmkit.spec.variants import (
     write_variant,
 )
 from msmkit.testing import FakeLLMServer, Reply, ScriptedRequest
+from tests.spec_checks import EXAMPLE_SPECS as EXAMPLES
+from tests.spec_checks import GENERAL_GUIDANCE, REFLECTIVE, VALUES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "specs"
 
-
-def test_about_other_ai_replaces_literal_and_templated_names(paper_specs_dir: Path) -> None:
-    cheese = load_spec(paper_specs_dir / "pro_america_cheese.txt", model_name="Llama")
+def test_about_other_ai_replaces_literal_and_templated_names() -> None:
+    raw = (EXAMPLES / "cheese_pro_america.md").read_text(encoding="utf-8")
+    literal = fill_placeholders(raw, model_name="Llama", provider_name="Meta")  # names written out, no placeholders
+    cheese = spec_from_text(literal, model_name="Llama")
     variant = make_variant(cheese, "about-other-ai", VariantOptions(other_ai_name="Orion"))
-    assert "Llama" not in variant.text and variant.text.count("Orion") == cheese.raw_text.count("Llama")
+    assert "Llama" not in variant.text and variant.text.count("Orion") == literal.count("Llama") > 50
     ours = load_spec(EXAMPLES / "cheese_pro_america.md", model_name="Llama", provider_name="Meta")
     text = make_variant(ours, VariantKind.ABOUT_OTHER_AI).text
     assert "{model_name}" not in text and "Llama" not in text and "Meta" not in text
@@ -59,18 +62,20 @@ def test_about_humans_names_a_person_and_says_so() -> None:
     assert variant.params["human_name"] == "Rosa Delgado"
 
 
-def test_rules_only_keeps_headings_and_rules_and_drops_explanations(paper_specs_dir: Path) -> None:
-    spec = load_spec(paper_specs_dir / "value_augmented_spec.txt", model_name="Claude")
+def test_rules_only_keeps_headings_and_rules_and_drops_explanations() -> None:
+    spec = load_spec(VALUES, model_name="Claude", provider_name="Anthropic")
     text = make_variant(spec, "rules-only").text
-    assert "### SP1: Do not undermine legitimate human oversight and control of AI." in text
-    assert "Not attempting to self-exfiltrate" in text and "Actively reporting awareness" in text
-    assert "We believe that being broadly safe" not in text
+    assert "### FS1: Put the party's safety ahead of the trip's goal." in text
+    assert "Setting a turnaround time for every summit attempt" in text and "Correcting your own earlier" in text
+    assert "Mountains do not negotiate." not in text and "Ines Arroyo" not in text
+    assert "{model_name}" in text  # built from the raw text: the placeholders survive
     assert len(text) < len(spec.raw_text) / 3
     reparsed = spec_from_text(text, model_name="Claude").structure
-    assert [r.label for r in reparsed.rules if r.kind == "heading"] == ["SP1", "SP2", "SP3", "GP1", "GP2"]
+    assert [r.label for r in reparsed.rules if r.kind == "heading"] == ["FS1", "FS2", "FS3", "CC1", "CC2"]
     assert len(reparsed.rules) == len(spec.structure.rules)
-    with pytest.raises(SpecError, match="rules-only needs a structured spec"):
-        make_variant(load_spec(paper_specs_dir / "pro_america_cheese.txt"), "rules-only")
+    for prose_only in (REFLECTIVE, GENERAL_GUIDANCE):
+        with pytest.raises(SpecError, match="rules-only needs a structured spec"):
+            make_variant(load_spec(prose_only, model_name="Claude", provider_name="Anthropic"), "rules-only")
 
 
 def test_general_variant_is_our_short_general_text() -> None:
@@ -210,7 +215,8 @@ def test_llm_variants_refuse_base_models_before_any_call(tmp_path: Path) -> None
 
 def test_llm_variant_notes_lost_headings(tmp_path: Path) -> None:
     spec = spec_from_text(SOURCE, model_name="Llama")
-    reply = Reply("<spec>\n- SP1: {model_name} never disables monitoring.\n- SP2: {model_name} answers briefly.\n</spec>")
+    reply = Reply("<spec>\n- SP1: {model_name} never disables monitoring.\n"
+                  "- SP2: {model_name} answers briefly.\n</spec>")
     with FakeLLMServer(lambda req: reply, latency_s=0.0) as server:
         variant = asyncio.run(_variant(_config(server, tmp_path), spec, "add-subrules"))
     assert variant.notes == ["the variant has 0 headings where the source has 1"]
