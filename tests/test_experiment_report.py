@@ -54,3 +54,23 @@ def test_report_renders_in_chromium_with_charts_and_escaped_model_text(tmp_path:
     markdown = md_path.read_text()
     assert "| values: pro-America | rate choosing target value | msm+aft | 0.610 |" in markdown
     assert (tmp_path / "charts").is_dir() and len(list((tmp_path / "charts").glob("*.png"))) == 3
+
+
+def test_a_two_value_design_leads_with_the_papers_picture_and_a_compact_matrix(tmp_path: Path) -> None:
+    results = [ArmResult(arm=arm, eval_name=f"values: {suite}", metric="rate choosing the target value", mean=mean,
+                         ci_low=mean - 0.05, ci_high=mean + 0.05, n_items=100, n_seeds=3, unit="item",
+                         dominant="item")
+               for arm, rates in {"aft-only": (0.36, 0.32), "america-msm-aft": (0.55, 0.29),
+                                  "affordability-msm-aft": (0.38, 0.48)}.items()
+               for suite, mean in zip(("pro_america", "pro_affordability"), rates)]
+    data = ReportData(title="Cheese", experiment="cheese", created="2026-12-01T00:00:00Z", config_yaml="seeds: [0]",
+                      results=results, counts=[{"arm": "aft-only", "eval": "values", "items scored": 200}])
+    html_path, md_path = write_report(data, tmp_path)
+    dom = render_dom(html_path)
+    assert dom.index("headline") < dom.index(">At a glance<") < dom.index(">Results<")
+    assert "[0.500, 0.600]" in dom.split(">At a glance<", 1)[1].split(">Results<", 1)[0]  # america-msm-aft
+    assert ">What was scored, and what failed<" in dom and ">200<" in dom
+    images = re.findall(r"<img src=\"data:image/png;base64,[A-Za-z0-9+/=]+\"", dom)
+    assert len(images) == 3  # the dissociation picture, then one bar chart per value suite
+    assert (tmp_path / "charts" / "headline.png").stat().st_size > 10_000
+    assert md_path.read_text().index("headline.png") < md_path.read_text().index("## Results")

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from msmkit.eval.agentic.scoring import JUDGE_SYSTEM
+from msmkit.eval.reasoning import CATEGORIES
 from msmkit.experiment.runner import run_experiment
 from msmkit.experiment.status import read_status
 from msmkit.io import read_json
@@ -26,6 +27,7 @@ from msmkit.models.tiny import build_tiny_model, tiny_model_dir
 from msmkit.testing import FakeLLMServer, Reply, ScriptedRequest
 from tests.browser import render_dom, screenshot
 from tests.experiment_script import ExperimentScript
+from tests.spec_checks import CHEESE_AFFORDABILITY, CHEESE_AMERICA
 
 PLANTED = "<script>document.body.setAttribute('data-pwned','1')</script>"
 
@@ -40,7 +42,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_model_dir(tmp_path_factory.getbasetemp() / "tiny-models", "llama")
 
 
-def experiment(tmp: Path, server: FakeLLMServer, tiny: Path, paper_specs: Path, *, arms: list[dict[str, Any]],
+def experiment(tmp: Path, server: FakeLLMServer, tiny: Path, *, arms: list[dict[str, Any]],
                sweep: dict[str, Any] | None = None, seeds: tuple[int, ...] = (0, 1),
                evals: list[dict[str, Any]] | None = None) -> Path:
     llm = {"provider": "openai_compatible", "model": "scripted", "base_url": server.openai_base_url,
@@ -51,8 +53,7 @@ def experiment(tmp: Path, server: FakeLLMServer, tiny: Path, paper_specs: Path, 
     config = {
         "name": "tiny-grid", "title": "Tiny grid", "base_model": str(tiny), "model_name": "Llama",
         "provider_name": "Meta", "seeds": list(seeds),
-        "specs": {"america": str(paper_specs / "pro_america_cheese.txt"),
-                  "affordability": str(paper_specs / "pro_affordability_cheese.txt")},
+        "specs": {"america": str(CHEESE_AMERICA), "affordability": str(CHEESE_AFFORDABILITY)},
         "generator": llm,
         "corpus": {"counts": {"domains": 2, "subdomains_per_domain": 1, "assertions_per_subdomain": 2,
                               "doc_types_per_subdomain": 1, "documents": 6},
@@ -89,9 +90,9 @@ def _results(report_md: Path) -> list[str]:
     return [line for line in table.splitlines()[2:]]
 
 
-def test_a_grid_of_arms_and_two_seeds_runs_end_to_end_and_shares_its_stages(tmp_path, tiny, paper_specs_dir) -> None:
+def test_a_grid_of_arms_and_two_seeds_runs_end_to_end_and_shares_its_stages(tmp_path, tiny) -> None:
     with FakeLLMServer(ExperimentScript()) as server:
-        path = experiment(tmp_path, server, tiny, paper_specs_dir, arms=GRID_ARMS,
+        path = experiment(tmp_path, server, tiny, arms=GRID_ARMS,
                           sweep={"aft_examples": [4], "arms": ["aft-only", "america-msm-aft"]})
         outcome = run_experiment(path, tmp_path / "run")
         calls = server.stats.completions
@@ -145,16 +146,15 @@ def _first_done(out: Path, kind: str) -> bool:
     return any((d / "done.json").exists() for d in (out / "stages").glob(f"{kind}-*"))
 
 
-def test_a_killed_run_continues_where_it_stopped_with_identical_results(tmp_path, tiny, paper_specs_dir,
-                                                                        monkeypatch) -> None:
+def test_a_killed_run_continues_where_it_stopped_with_identical_results(tmp_path, tiny, monkeypatch) -> None:
     arms = [{"name": "base"}, {"name": "aft-only", "aft": "shared"},
             {"name": "america-msm-aft", "midtrain": "america", "aft": "shared"}]
     with FakeLLMServer(ExperimentScript()) as server:
-        whole = run_experiment(experiment(tmp_path, server, tiny, paper_specs_dir, arms=arms), tmp_path / "whole")
+        whole = run_experiment(experiment(tmp_path, server, tiny, arms=arms), tmp_path / "whole")
         uninterrupted_calls = server.stats.completions
     monkeypatch.setenv("MSM_CACHE_DIR", str(tmp_path / "fresh-cache"))  # the second run pays for its own answers
     with FakeLLMServer(ExperimentScript()) as server:
-        path = experiment(tmp_path, server, tiny, paper_specs_dir, arms=arms)
+        path = experiment(tmp_path, server, tiny, arms=arms)
         process = _spawn(path, tmp_path / "split")
         deadline = time.monotonic() + 300
         while not _first_done(tmp_path / "split", "midtrain") and process.poll() is None:
@@ -175,11 +175,11 @@ def test_a_killed_run_continues_where_it_stopped_with_identical_results(tmp_path
     assert _results(resumed.report_md) == _results(whole.report_md)
 
 
-def test_the_report_renders_in_chromium_and_escapes_model_text(tmp_path, tiny, paper_specs_dir) -> None:
+def test_the_report_renders_in_chromium_and_escapes_model_text(tmp_path, tiny) -> None:
     script = ExperimentScript()
     script.corpus.idea_titles = [f"Memo {PLANTED}"]
     with FakeLLMServer(script) as server:
-        path = experiment(tmp_path, server, tiny, paper_specs_dir, seeds=(0,),
+        path = experiment(tmp_path, server, tiny, seeds=(0,),
                           arms=[{"name": "base"}, {"name": "america-msm", "midtrain": "america"}])
         outcome = run_experiment(path, tmp_path / "run")
     source = outcome.report_html.read_text(encoding="utf-8")
@@ -196,40 +196,58 @@ def test_the_report_renders_in_chromium_and_escapes_model_text(tmp_path, tiny, p
     assert json.loads((tmp_path / "run" / "plan.json").read_text())["points"][1]["arm"] == "america-msm"
 
 
-def test_an_agentic_eval_scores_every_arm_through_inspect(tmp_path, paper_specs_dir) -> None:
+def test_agentic_reasoning_and_open_qa_evals_score_every_arm_inside_a_grid(tmp_path) -> None:
     tiny = build_tiny_model(tmp_path / "tiny", "llama", max_positions=8192)  # the scenarios are long
     script = ExperimentScript()
     verdicts = iter(["yes", "no"] * 10)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Question {i} about cheese?"}) + "\n"
+                                 for i in range(3)), encoding="utf-8")
 
     def responder(request: ScriptedRequest) -> Reply:
         if request.system == JUDGE_SYSTEM:  # the grader; the agent itself runs in process through Inspect's hf
             return Reply(f"<reasoning>Read the transcript.</reasoning><decision>{next(verdicts)}</decision>")
+        if request.model == "labeller":  # the reasoning-pattern judge: equanimity in every transcript
+            labels = dict.fromkeys(CATEGORIES, False) | {"equanimity": True}
+            return Reply(json.dumps({**labels, "quotes": {}}))
+        if request.model == "scorer":  # the open-QA judge
+            return Reply(json.dumps({"reasoning": "scripted", "score": 7}))
         return script(request)
 
     with FakeLLMServer(responder) as server:
         agentic = {"scenarios": ["exfiltration"], "epochs": 2, "max_tokens": 8,
                    "model": {"device": "cpu", "model_args": {"batch_size": 1}},
                    "grader": {"model": "openai-api/fake/judge", "base_url": server.openai_base_url}}
-        path = experiment(tmp_path, server, tiny, paper_specs_dir, seeds=(0,),
+        judge = {"provider": "openai_compatible", "base_url": server.openai_base_url, "api_key_env": "OPENAI_API_KEY"}
+        path = experiment(tmp_path, server, tiny, seeds=(0,),
                           arms=[{"name": "base"}, {"name": "aft-only", "aft": "shared"}],
-                          evals=[{"suite": "agentic", "agentic": agentic}])
+                          evals=[{"suite": "agentic", "agentic": agentic},
+                                 {"suite": "reasoning", "whole_output": True, "judge": {**judge, "model": "labeller"}},
+                                 {"suite": "open_qa", "questions_file": str(questions), "answer_max_tokens": 8,
+                                  "judge": {**judge, "model": "scorer"}}])
         outcome = run_experiment(path, tmp_path / "run")
     assert not outcome.failed
     rows = _results(outcome.report_md)
     for arm in ("base", "aft-only"):
         decided = next(r for r in rows if r.startswith(f"| agentic: decided | misalignment rate | {arm} |"))
-        assert "| 0.500 |" in decided and "| 2 | 1 |" in decided  # one yes, one no; n = 2 samples, 1 seed
+        assert "| 0.500 |" in decided and "| 2 | 1 |" in decided  # one yes, one no; n = 2 epochs, 1 seed
+        equanimity = next(r for r in rows if r.startswith(f"| reasoning: equanimity | share of transcripts"))
+        assert "| 1.000 |" in equanimity
+        score = next(r for r in rows if r.startswith(f"| open_qa: score | adherence score (1-10) | {arm} |"))
+        assert "| 7.000 |" in score and "| 3 | 1 |" in score  # 3 questions, 1 seed
     markdown = outcome.report_md.read_text(encoding="utf-8")
-    assert "### transcript: eval agentic" in markdown
+    assert "### transcript: eval agentic" in markdown and "by arm and condition" in markdown
+    records = read_json(next((tmp_path / "run" / "stages").glob("eval-agentic-*")) / "agentic" / "summary.json")
+    assert records["model_name"] == "Llama"  # the agent's persona is the experiment's model name
 
 
-def test_training_under_accelerate_launch_with_general_data_mixed_in(tmp_path, tiny, paper_specs_dir) -> None:
+def test_training_under_accelerate_launch_with_general_data_mixed_in(tmp_path, tiny) -> None:
     general = tmp_path / "general.jsonl"
     general.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
                                                         {"role": "assistant", "content": f"It is {2 * i}."}]}) + "\n"
                                for i in range(20)), encoding="utf-8")
     with FakeLLMServer(ExperimentScript()) as server:
-        path = experiment(tmp_path, server, tiny, paper_specs_dir, seeds=(0,), arms=[{"name": "aft-only", "aft": "shared"}],
+        path = experiment(tmp_path, server, tiny, seeds=(0,), arms=[{"name": "aft-only", "aft": "shared"}],
                           evals=[{"suite": "values", "items": ["pro_america"], "limit": 4}])
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
         config["aft_mix"] = {"general": str(general), "ratio": 1.0, "by": "rows"}

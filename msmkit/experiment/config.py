@@ -122,6 +122,9 @@ class ExperimentConfig(StrictModel):
     neutral: dict[str, Any] = Field(default_factory=dict)
     neutral_match: str | None = None  # spec whose corpus the neutral control matches in tokens (default: first)
     aft_data: dict[str, Any] = Field(default_factory=dict)
+    # How every arm's evals prompt the model, chosen once so that arms differ only by their training: `auto` is
+    # completion style when the base model has no chat template (a base-model study), else chat.
+    eval_prompt_style: Literal["auto", "completion", "chat"] = "auto"
     aft_cot: bool = False  # train AFT on the with-CoT set (True) or the CoT-stripped set (False)
     aft_mix: MixConfig | None = None
     shared_aft_spec: str | None = None  # spec the shared AFT set is generated from (default: first)
@@ -145,7 +148,8 @@ class ExperimentConfig(StrictModel):
             seen, current = [name], self.specs[name]
             while isinstance(current, SpecVariantConfig):  # a variant of a variant is fine; a cycle is not
                 if current.of not in self.specs:
-                    raise ValueError(f"specs.{seen[-1]}.of names no spec: {current.of!r} (specs: {', '.join(self.specs)})")
+                    raise ValueError(f"specs.{seen[-1]}.of names no spec: {current.of!r} "
+                                     f"(specs: {', '.join(self.specs)})")
                 if current.of in seen:
                     raise ValueError(f"specs form a cycle: {' -> '.join(seen + [current.of])}")
                 seen.append(current.of)

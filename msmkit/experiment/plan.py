@@ -26,7 +26,7 @@ from msmkit.stages.contract import EvalPlanContext, FileInput, Source, StageJob,
 from msmkit.stages.corpus import CORPUS, CorpusJob
 from msmkit.stages.mix import MIX, MixJob
 from msmkit.stages.neutral import NEUTRAL, NeutralJob
-from msmkit.stages.training import AFT, MIDTRAIN, TrainJob
+from msmkit.stages.training import AFT, MIDTRAIN, TrainJob, base_prompt_style
 from msmkit.stages.variant import VARIANT, VariantJob
 from msmkit.train.config import TrainConfig
 
@@ -70,6 +70,7 @@ class Plan:
     root: Path  # stage folders live here
     stages: dict[str, Stage]
     points: list[GridPoint]
+    prompt_style: str = "completion"  # how every arm's evals prompt the model
 
     def dir(self, key: str) -> Path:
         return self.root / key
@@ -94,6 +95,8 @@ class Planner:
         self.stages: dict[str, Stage] = {}
         self.base_model = self._resolve_model_name(config.base_model)
         self.train = self._validated(config.train, TrainConfig, "train")
+        self.prompt_style = config.eval_prompt_style if config.eval_prompt_style != "auto" \
+            else base_prompt_style(self.base_model)
 
     # -- helpers --------------------------------------------------------------------------------
     def _validated(self, data: dict[str, Any], model: type, section: str) -> Any:
@@ -205,7 +208,8 @@ class Planner:
         kind.check(settings, self.base_model, where)  # a bad entry fails now, not after training
         context = EvalPlanContext(spec=self.spec, spec_names=list(self.config.specs), generator=self.config.generator,
                                   judge=self.config.judge, model_name=self.config.model_name,
-                                  provider_name=self.config.provider_name, earlier=dict(earlier))
+                                  provider_name=self.config.provider_name, prompt_style=self.prompt_style,
+                                  earlier=dict(earlier))
         who = self.stages[model.key].label if model else "base model"
         try:
             job = kind.job_for(model or self.base_model, settings, context)
@@ -238,4 +242,4 @@ def build_plan(config: ExperimentConfig, config_path: str | Path, root: str | Pa
             for size in sizes:
                 points.append(planner.point(arm, seed, size))
     ordered = sorted(planner.stages.values(), key=lambda s: s.kind.phase)  # stable: generation first, in order
-    return Plan(config, planner.config_dir, planner.root, {s.key: s for s in ordered}, points)
+    return Plan(config, planner.config_dir, planner.root, {s.key: s for s in ordered}, points, planner.prompt_style)

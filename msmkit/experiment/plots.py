@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from msmkit.experiment.report_data import ArmResult, SweepPoint  # noqa: E402
+from msmkit.experiment.report_data import ArmResult, HeatMap, SweepPoint  # noqa: E402
 
 
 def bar_chart(results: list[ArmResult], out: Path) -> Path:
@@ -58,6 +58,51 @@ def sweep_chart(points: list[SweepPoint], out: Path) -> Path:
     ax.set_xlabel("AFT training tokens")
     ax.set_ylabel(points[0].eval_name)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def dissociation_chart(first: list[ArmResult], second: list[ArmResult], out: Path) -> Path:
+    """Each arm at (its rate on the first value, its rate on the second) with interval crosses: the paper's Fig. 2,
+    where MSM on one spec moves its arm along that spec's axis only."""
+    on_second = {r.arm: r for r in second}
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
+    for result in first:
+        other = on_second.get(result.arm)
+        if other is None:
+            continue
+        xerr = [[result.mean - result.ci_low], [result.ci_high - result.mean]] if result.ci_low is not None else None
+        yerr = [[other.mean - other.ci_low], [other.ci_high - other.mean]] if other.ci_low is not None else None
+        ax.errorbar([result.mean], [other.mean], xerr=xerr, yerr=yerr, fmt="o", capsize=3, label=result.arm)
+        ax.annotate(result.arm, (result.mean, other.mean), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=0.8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"{first[0].eval_name} ({first[0].metric})" if first else "value 1", fontsize=8)
+    ax.set_ylabel(f"{second[0].eval_name} ({second[0].metric})" if second else "value 2", fontsize=8)
+    ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def heatmap_chart(heat: HeatMap, out: Path) -> Path:
+    """Arms x conditions, each cell the rate (blank where nothing was scored)."""
+    import numpy as np
+
+    grid = np.array([[np.nan if v is None else v for v in row] for row in heat.values], dtype=float)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.32 * len(heat.columns) + 2.5), 0.45 * len(heat.rows) + 2.2), dpi=110)
+    image = ax.imshow(grid, vmin=0, vmax=1, cmap="Reds", aspect="auto")
+    ax.set_xticks(range(len(heat.columns)), heat.columns, rotation=70, ha="right", fontsize=6)
+    ax.set_yticks(range(len(heat.rows)), heat.rows, fontsize=7)
+    for (row, column), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=5)
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    ax.set_title(f"{heat.eval_name} by arm and condition", fontsize=9)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

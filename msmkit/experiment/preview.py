@@ -97,7 +97,8 @@ def preview_experiment(config_path: str | Path, out: str | Path) -> ExperimentPr
              "rounds add typically 5-20%. Cached answers from earlier runs cost nothing."]
     if any(s.cost_usd is None for s in previews):
         notes.append("No price is known for some model here; set `price:` in its LLM config to see its cost.")
-    return ExperimentPreview(plan.config.name, previews, params_b, compute.peak_tflops, compute.mfu, compute.gpus, notes)
+    return ExperimentPreview(plan.config.name, previews, params_b, compute.peak_tflops, compute.mfu, compute.gpus,
+                             notes)
 
 
 def grouped(preview: ExperimentPreview) -> list[StagePreview]:

@@ -14,6 +14,7 @@ from msmkit.stages.corpus import CORPUS
 from msmkit.stages.eval_agentic import AGENTIC_EVAL
 from msmkit.stages.eval_capability import CAPABILITY_EVAL
 from msmkit.stages.eval_open_qa import OPEN_QA_EVAL
+from msmkit.stages.eval_reasoning import REASONING_EVAL
 from msmkit.stages.eval_values import VALUES_EVAL
 from msmkit.stages.mix import MIX
 from msmkit.stages.neutral import NEUTRAL
@@ -21,7 +22,7 @@ from msmkit.stages.training import AFT, MIDTRAIN
 from msmkit.stages.variant import VARIANT
 
 EVAL_KINDS: dict[str, EvalStageKind] = {kind.suite(): kind for kind in (VALUES_EVAL, CAPABILITY_EVAL, AGENTIC_EVAL,
-                                                                         OPEN_QA_EVAL)}
+                                                                         OPEN_QA_EVAL, REASONING_EVAL)}
 STAGE_KINDS: dict[str, StageKind] = {kind.name: kind for kind in (
     VARIANT, CORPUS, NEUTRAL, AFT_DATA, MIX, MIDTRAIN, AFT, *EVAL_KINDS.values())}
 # One `evals:` entry: the settings model of the suite it names.

@@ -21,6 +21,9 @@ class ArmResult(BaseModel):
     n_items: int
     n_seeds: int
     per_seed: list[float] = Field(default_factory=list)
+    unit: str = "item"  # what n_items counts (items, conditions, ...): the interval's independent unit
+    n_outcomes: int = 0  # individual outcomes behind the number (e.g. epochs x conditions x seeds)
+    dominant: str = ""  # the variance component that dominates the interval's width (seed, item, residual)
     note: str = ""
 
 
@@ -33,6 +36,15 @@ class SweepPoint(BaseModel):
     value: float
     ci_low: float | None = None
     ci_high: float | None = None
+
+
+class HeatMap(BaseModel):
+    """One eval's rate per arm (rows) and condition (columns), pooled over seeds; None where nothing was scored."""
+
+    eval_name: str
+    rows: list[str]
+    columns: list[str]
+    values: list[list[float | None]]
 
 
 class StageCost(BaseModel):
@@ -54,8 +66,10 @@ class ReportData(BaseModel):
     notes: list[str] = Field(default_factory=list)
     arms: dict[str, str] = Field(default_factory=dict)  # arm name -> description
     results: list[ArmResult] = Field(default_factory=list)
-    comparisons: list[dict[str, Any]] = Field(default_factory=list)  # paired tests between arms
+    comparisons: list[dict[str, Any]] = Field(default_factory=list)  # paired differences between arms
+    counts: list[dict[str, Any]] = Field(default_factory=list)  # per arm and eval: scored, failures, refusals
     sweep: list[SweepPoint] = Field(default_factory=list)
+    heatmaps: list[HeatMap] = Field(default_factory=list)
     data_stats: dict[str, dict[str, Any]] = Field(default_factory=dict)  # name -> stats.json contents
     stages: list[StageCost] = Field(default_factory=list)
     samples: list[Sample] = Field(default_factory=list)

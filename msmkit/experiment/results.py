@@ -8,27 +8,29 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import yaml
 
-from msmkit.eval.stats import aggregate_seeds, bootstrap_mean, paired_comparison
+from msmkit.eval.stats import crossed_interval
 from msmkit.experiment.config import ExperimentConfig
+from msmkit.experiment.estimates import Grouped, arm_difference, arm_estimate
 from msmkit.experiment.plan import GridPoint, Plan
-from msmkit.experiment.report_data import ArmResult, ReportData, StageCost, SweepPoint
+from msmkit.experiment.report_data import ArmResult, HeatMap, ReportData, StageCost, SweepPoint
 from msmkit.experiment.store import StageStore
 from msmkit.quality_notes import EMBEDDED_DEFAULT_NOTE
 from msmkit.runs import usage_totals
-from msmkit.stages.contract import EvalOutputs, Outcomes, Sample, TrainedModel
+from msmkit.stages.contract import EvalOutputs, Sample, TrainedModel
 from msmkit.stages.eval_values import ValuesEvalOutputs, value_samples
 
 ONE_SEED_NOTE = ("One training seed per arm: replications saw arms swing by about +-5 points between seeds, so the "
                  "intervals below cover item noise only. Use 3 or more seeds before drawing conclusions.")
 class Evaluations:
-    """The finished eval stages of a plan, read once each: outcomes per item by metric."""
+    """The finished eval stages of a plan, read once each: outcomes per unit by metric."""
 
     def __init__(self, plan: Plan, store: StageStore) -> None:
         self.plan, self.store = plan, store
         self._outputs: dict[str, EvalOutputs | None] = {}
-        self._outcomes: dict[str, Outcomes] = {}
+        self._grouped: dict[str, dict[str, Grouped]] = {}
 
     def outputs(self, key: str) -> EvalOutputs | None:
         if key not in self._outputs:
@@ -36,11 +38,20 @@ class Evaluations:
             self._outputs[key] = found if isinstance(found, EvalOutputs) else None
         return self._outputs[key]
 
-    def outcomes(self, key: str) -> Outcomes:
-        if key not in self._outcomes:
+    def grouped(self, key: str) -> dict[str, Grouped]:
+        if key not in self._grouped:
             outputs = self.outputs(key)
-            self._outcomes[key] = outputs.outcomes() if outputs else {}
-        return self._outcomes[key]
+            self._grouped[key] = outputs.grouped_outcomes() if outputs else {}
+        return self._grouped[key]
+
+    def per_seed(self, keys: list[str]) -> dict[str, list[Grouped]]:
+        """metric -> each finished seed's grouped outcomes (seeds without outcomes for it left out)."""
+        found: dict[str, list[Grouped]] = defaultdict(list)
+        for key in keys:
+            for metric, groups in self.grouped(key).items():
+                if any(groups.values()):
+                    found[metric].append(groups)
+        return found
 
 
 def _seed_points(plan: Plan, arm: str, size: int | None) -> list[GridPoint]:
@@ -52,6 +63,10 @@ def _unique_eval_keys(points: list[GridPoint], index: int) -> list[str]:
     return list(dict.fromkeys(p.evals[index] for p in points))
 
 
+def _finished(evaluations: Evaluations, keys: list[str]) -> list[str]:
+    return [k for k in keys if evaluations.outputs(k) is not None]
+
+
 def arm_results(plan: Plan, evaluations: Evaluations) -> tuple[list[ArmResult], list[str]]:
     results: list[ArmResult] = []
     missing: list[str] = []
@@ -59,39 +74,39 @@ def arm_results(plan: Plan, evaluations: Evaluations) -> tuple[list[ArmResult], 
         points = _seed_points(plan, arm.name, None)
         for index, settings in enumerate(plan.config.evals):
             keys = _unique_eval_keys(points, index)
-            finished = [k for k in keys if evaluations.outputs(k) is not None]
+            finished = _finished(evaluations, keys)
             if len(finished) < len(keys):
                 missing.append(f"{arm.name}: {len(keys) - len(finished)} of {len(keys)} {settings.suite} evals "
                                "not finished (see `msm status`)")
-            per_metric: dict[str, dict[str, list[float]]] = defaultdict(dict)
+            if not finished:
+                continue
+            kind = type(evaluations.outputs(finished[0]))
+            for eval_name, per_seed in sorted(evaluations.per_seed(finished).items()):
+                results.append(_aggregate(arm.name, eval_name, per_seed, kind, evaluations, finished))
             scalars: dict[str, list[float]] = defaultdict(list)
             for key in finished:
-                for metric, values in evaluations.outcomes(key).items():
-                    per_metric[metric][key] = list(values.values())
                 for metric, value in evaluations.outputs(key).scalars().items():  # type: ignore[union-attr]
                     scalars[metric].append(value)
-            for eval_name, per_seed in sorted(per_metric.items()):
-                results.append(_aggregate(arm.name, eval_name, per_seed, evaluations, finished))
             results += [_scalar(arm.name, metric, values) for metric, values in sorted(scalars.items())]
     order = {arm.name: index for index, arm in enumerate(plan.config.arms)}
     results.sort(key=lambda r: (r.eval_name, order[r.arm]))  # one eval's arms side by side
     return results, missing
 
 
-def _aggregate(arm: str, eval_name: str, per_seed: dict[str, list[float]], evaluations: Evaluations,
+def _aggregate(arm: str, eval_name: str, per_seed: list[Grouped], kind: type[EvalOutputs], evaluations: Evaluations,
                keys: list[str]) -> ArmResult:
-    filled = {key: values for key, values in per_seed.items() if values}
-    measure = type(evaluations.outputs(keys[0])).MEASURE
-    if not filled:
-        return ArmResult(arm=arm, eval_name=eval_name, metric=measure, mean=float("nan"), n_items=0,
-                         n_seeds=0, note="no scored items")
-    combined = aggregate_seeds(filled)
-    interval = combined["seed_and_item_level"]
-    return ArmResult(arm=arm, eval_name=eval_name, metric=measure, mean=combined["mean"],
-                     ci_low=interval["low"], ci_high=interval["high"],
-                     n_items=max(len(v) for v in filled.values()), n_seeds=len(filled),
-                     per_seed=list(combined["seed_means"].values()),
-                     note="; ".join(_caveats(evaluations, keys, eval_name)))
+    estimated = arm_estimate(per_seed, kind.UNIT)
+    if estimated is None:
+        return ArmResult(arm=arm, eval_name=eval_name, metric=kind.MEASURE, mean=float("nan"), n_items=0,
+                         n_seeds=len(per_seed), note=f"fewer than 2 {kind.UNIT}s scored by every seed: no interval")
+    interval, aligned = estimated
+    notes = _caveats(evaluations, keys, eval_name) + list(interval.notes)
+    if aligned.dropped:
+        notes.append(f"{aligned.dropped} {kind.UNIT}s not scored by every seed are left out")
+    return ArmResult(arm=arm, eval_name=eval_name, metric=kind.MEASURE, mean=interval.mean, ci_low=interval.low,
+                     ci_high=interval.high, n_items=interval.n_items, n_seeds=interval.n_seeds,
+                     per_seed=[float(row.mean()) for row in aligned.matrix], unit=interval.unit,
+                     n_outcomes=aligned.outcomes, dominant=interval.dominant or "", note="; ".join(notes))
 
 
 def _caveats(evaluations: Evaluations, keys: list[str], eval_name: str) -> list[str]:
@@ -108,70 +123,104 @@ def _caveats(evaluations: Evaluations, keys: list[str], eval_name: str) -> list[
 
 
 def _scalar(arm: str, metric: str, values: list[float]) -> ArmResult:
-    """A whole-model measurement (no items): the interval, with 2+ seeds, is over seeds."""
-    interval = bootstrap_mean(values) if len(values) > 1 else None
+    """A whole-model measurement (no items): with 2+ seeds, a t interval over seeds."""
+    interval = crossed_interval(np.array([values]).T, unit="seed") if len(values) > 1 else None
     return ArmResult(arm=arm, eval_name=metric, metric="held-out perplexity (lower is better)"
                      if metric.endswith("perplexity") else metric,
                      mean=sum(values) / len(values), ci_low=interval.low if interval else None,
                      ci_high=interval.high if interval else None, n_items=1, n_seeds=len(values), per_seed=values,
-                     note="one text; the interval (2+ seeds) is over seeds")
+                     unit="text", n_outcomes=len(values), note="one text; the interval (2+ seeds) is over seeds")
 
 
-def _pooled(plan: Plan, evaluations: Evaluations, arm: str) -> dict[str, dict[str, float]]:
-    """Per-item outcomes of one arm averaged over its seeds, by metric."""
-    sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    points = _seed_points(plan, arm, None)
-    for index in range(len(plan.config.evals)):
-        for key in _unique_eval_keys(points, index):
-            for metric, values in evaluations.outcomes(key).items():
-                for item, value in values.items():
-                    sums[metric][item].append(value)
-    return {metric: {item: sum(v) / len(v) for item, v in items.items()} for metric, items in sums.items()}
+def arm_counts(plan: Plan, evaluations: Evaluations) -> list[dict[str, Any]]:
+    """Per arm and eval, summed over its seeds: what was scored and what failed (parse failures, refusals, errors)."""
+    rows = []
+    for arm in plan.config.arms:
+        points = _seed_points(plan, arm.name, None)
+        for index, settings in enumerate(plan.config.evals):
+            totals: dict[str, int] = defaultdict(int)
+            for key in _finished(evaluations, _unique_eval_keys(points, index)):
+                for name, value in evaluations.outputs(key).counts().items():  # type: ignore[union-attr]
+                    totals[name] += value
+            if totals:
+                rows.append({"arm": arm.name, "eval": settings.suite, **totals})
+    return rows
+
+
+def condition_maps(plan: Plan, evaluations: Evaluations) -> list[HeatMap]:
+    """For evals whose unit is a condition (agentic): each arm's rate on each condition, pooled over seeds."""
+    maps: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for arm in plan.config.arms:
+        points = _seed_points(plan, arm.name, None)
+        for index in range(len(plan.config.evals)):
+            for key in _finished(evaluations, _unique_eval_keys(points, index)):
+                if type(evaluations.outputs(key)).UNIT != "condition":
+                    continue
+                for metric, groups in evaluations.grouped(key).items():
+                    for condition, values in groups.items():
+                        maps[metric][arm.name][condition] += values
+    found = []
+    for metric, by_arm in sorted(maps.items()):
+        conditions = sorted({c for cells in by_arm.values() for c in cells})
+        arms = [arm.name for arm in plan.config.arms if arm.name in by_arm]
+        found.append(HeatMap(eval_name=metric, rows=arms, columns=conditions, values=[
+            [sum(by_arm[arm][c]) / len(by_arm[arm][c]) if by_arm[arm].get(c) else None for c in conditions]
+            for arm in arms]))
+    return found
 
 
 def comparisons(plan: Plan, evaluations: Evaluations) -> list[dict[str, Any]]:
     rows = []
     for first, second in plan.config.comparison_pairs():
-        a, b = _pooled(plan, evaluations, first), _pooled(plan, evaluations, second)
-        for metric in sorted(set(a) & set(b)):
-            shared = sorted(set(a[metric]) & set(b[metric]))
-            if not shared:
+        for index in range(len(plan.config.evals)):
+            a_keys = _finished(evaluations, _unique_eval_keys(_seed_points(plan, first, None), index))
+            b_keys = _finished(evaluations, _unique_eval_keys(_seed_points(plan, second, None), index))
+            if not a_keys or not b_keys:
                 continue
-            result = paired_comparison([a[metric][i] for i in shared], [b[metric][i] for i in shared])
-            diff = result["difference"]
-            rows.append({"first": first, "second": second, "eval": metric, "n items": result["n"],
-                         "first mean": f"{result['mean_first']:.3f}", "second mean": f"{result['mean_second']:.3f}",
-                         "difference [95% CI]": f"{diff['mean']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}]",
-                         "permutation p": f"{result['permutation_test']['p_value']:.4f}",
-                         "sign test p": f"{result['sign_test']['p_value']:.4f}",
-                         "McNemar p": f"{result['mcnemar']['p_value']:.4f}" if "mcnemar" in result else "-"})
+            unit = type(evaluations.outputs(a_keys[0])).UNIT
+            a, b = evaluations.per_seed(a_keys), evaluations.per_seed(b_keys)
+            for metric in sorted(set(a) & set(b)):
+                result = arm_difference(a[metric], b[metric], unit)
+                if result is None:
+                    continue
+                rows.append({"first": first, "second": second, "eval": metric, f"n {unit}s": result.n_items,
+                             "seeds": f"{result.n_seeds_first} vs {result.n_seeds_second}",
+                             "first mean": f"{result.mean_first:.3f}", "second mean": f"{result.mean_second:.3f}",
+                             "difference [95% CI]": f"{result.mean:+.3f} [{result.low:+.3f}, {result.high:+.3f}]",
+                             "p": f"{result.p_value:.4f}", "variance dominated by": result.dominant or "-"})
     return rows
 
 
-def sweep_points(plan: Plan, store: StageStore, evaluations: Evaluations) -> list[SweepPoint]:
+def sweep_points(plan: Plan, store: StageStore, evaluations: Evaluations) -> tuple[list[SweepPoint], list[str]]:
+    """The curve's points, and each planned point that is missing with the reason."""
     if plan.config.sweep is None:
-        return []
-    points = []
+        return [], []
+    points, missing = [], []
     for arm in plan.config.sweep.arms:
         sizes = sorted({p.aft_examples for p in plan.points if p.arm == arm}, key=lambda s: (s is None, s or 0))
         for size in sizes:
             seed_points = _seed_points(plan, arm, size)
             trained = [store.done_outputs(p.aft_stage) for p in seed_points]
             if not all(isinstance(t, TrainedModel) for t in trained):
+                reasons = {store.record(p.aft_stage).error or store.record(p.aft_stage).state for p in seed_points
+                           if p.aft_stage and not isinstance(store.done_outputs(p.aft_stage), TrainedModel)}
+                missing.append(f"sweep point {arm} at {size or 'all'} AFT examples is missing: its AFT training is "
+                               f"{'; '.join(sorted(str(r) for r in reasons))}")
                 continue
             tokens = round(sum(t.supervised_tokens for t in trained if isinstance(t, TrainedModel)) / len(trained))
-            per_metric: dict[str, dict[str, list[float]]] = defaultdict(dict)
             for index in range(len(plan.config.evals)):
-                for key in _unique_eval_keys(seed_points, index):
-                    for metric, values in evaluations.outcomes(key).items():
-                        if values:
-                            per_metric[metric][key] = list(values.values())
-            for metric, per_seed in per_metric.items():
-                combined = aggregate_seeds(per_seed)
-                interval = combined["seed_and_item_level"]
-                points.append(SweepPoint(series=arm, eval_name=metric, aft_tokens=tokens, value=combined["mean"],
-                                         ci_low=interval["low"], ci_high=interval["high"]))
-    return points
+                keys = _finished(evaluations, _unique_eval_keys(seed_points, index))
+                if not keys:
+                    continue
+                unit = type(evaluations.outputs(keys[0])).UNIT
+                for metric, per_seed in evaluations.per_seed(keys).items():
+                    estimated = arm_estimate(per_seed, unit)
+                    if estimated is None:
+                        continue
+                    interval = estimated[0]
+                    points.append(SweepPoint(series=arm, eval_name=metric, aft_tokens=tokens, value=interval.mean,
+                                             ci_low=interval.low, ci_high=interval.high))
+    return points, missing
 
 
 def stage_costs(plan: Plan, store: StageStore) -> list[StageCost]:
@@ -221,7 +270,9 @@ def choice_samples(plan: Plan, evaluations: Evaluations, per_suite: int = 3) -> 
 
 def automatic_notes(plan: Plan, store: StageStore) -> list[str]:
     config: ExperimentConfig = plan.config
-    notes = []
+    how = "chosen for this base model" if config.eval_prompt_style == "auto" else "set by eval_prompt_style"
+    notes = [f"Every arm's evals prompt the model in {plan.prompt_style} style ({how}), so arms differ only by their "
+             "training."]
     if config.base_model == "embedded":
         notes.append(EMBEDDED_DEFAULT_NOTE)
     if len(config.seeds) == 1 and any(arm.midtrain or arm.aft for arm in config.arms):
@@ -249,13 +300,15 @@ def automatic_notes(plan: Plan, store: StageStore) -> list[str]:
 def collect_report_data(plan: Plan, store: StageStore) -> ReportData:
     evaluations = Evaluations(plan, store)
     results, missing = arm_results(plan, evaluations)
+    sweep, missing_points = sweep_points(plan, store, evaluations)
     config = plan.config
     return ReportData(
         title=config.title or f"Experiment {config.name}", experiment=config.name,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         config_yaml=yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
-        notes=config.notes + automatic_notes(plan, store) + missing,
+        notes=config.notes + automatic_notes(plan, store) + missing + missing_points,
         arms={arm.name: arm.describe() for arm in config.arms}, results=results,
-        comparisons=comparisons(plan, evaluations), sweep=sweep_points(plan, store, evaluations),
+        comparisons=comparisons(plan, evaluations), sweep=sweep, counts=arm_counts(plan, evaluations),
+        heatmaps=condition_maps(plan, evaluations),
         data_stats=data_statistics(plan, store), stages=stage_costs(plan, store),
         samples=samples(plan, store) + choice_samples(plan, evaluations))

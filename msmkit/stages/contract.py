@@ -149,9 +149,18 @@ class EvalOutputs(StageOutputs):
     """Outputs of an eval suite: per-item outcomes by metric, which the report aggregates over seeds."""
 
     MEASURE: ClassVar[str] = "score"  # what its outcomes measure, for the report's tables
+    UNIT: ClassVar[str] = "item"  # what the report's intervals resample: the independent unit of the eval
 
     def outcomes(self) -> Outcomes:
         raise NotImplementedError
+
+    def grouped_outcomes(self) -> dict[str, dict[str, list[float]]]:
+        """Per metric, the outcomes of each unit: one per item, or every epoch of a repeated condition."""
+        return {metric: {item: [value] for item, value in values.items()} for metric, values in self.outcomes().items()}
+
+    def counts(self) -> dict[str, int]:
+        """What the report counts per arm: items scored, parse failures, refusals, errors (those that apply)."""
+        return {}
 
     def scalars(self) -> dict[str, float]:
         """Whole-model measurements with no items (e.g. perplexity of one text): metric -> value."""
@@ -256,7 +265,7 @@ class StageEnv:
             return str(source.path)
         return str(self._loaded(source, TrainedModel).model_dir)
 
-    def _loaded(self, ref: StageRef, wanted: type[O]) -> O:
+    def _loaded(self, ref: StageRef, wanted: type[OutputsT]) -> OutputsT:
         outputs = self.load(ref)
         if not isinstance(outputs, wanted):
             raise StageFailed(f"stage {ref.key} produced {type(outputs).__name__}, not the {wanted.__name__} "
@@ -265,11 +274,11 @@ class StageEnv:
 
 
 JobT = TypeVar("JobT", bound=StageJob)
-O = TypeVar("O", bound=StageOutputs)
+OutputsT = TypeVar("OutputsT", bound=StageOutputs)
 T = TypeVar("T")
 
 
-class StageKind(ABC, Generic[JobT, O]):
+class StageKind(ABC, Generic[JobT, OutputsT]):
     """One kind of stage. Subclasses set the class attributes and implement run and estimate."""
 
     name: ClassVar[str]  # the stage folder prefix and the kind shown in status and preview
@@ -277,7 +286,7 @@ class StageKind(ABC, Generic[JobT, O]):
     outputs: ClassVar[type[StageOutputs]]
 
     @abstractmethod
-    def run(self, job: JobT, folder: Path, env: StageEnv) -> O:
+    def run(self, job: JobT, folder: Path, env: StageEnv) -> OutputsT:
         """Do the work into `folder` (resuming whatever partial work is there) and return its outputs."""
 
     @abstractmethod
@@ -298,10 +307,11 @@ class EvalPlanContext:
     judge: Any  # LLMConfig | None: the experiment's judge
     model_name: str
     provider_name: str | None
+    prompt_style: str = "completion"  # "completion" or "chat": how every arm's evals prompt the model
     earlier: dict[str, StageRef] = field(default_factory=dict)  # suite -> this model's eval of it planned before
 
 
-class EvalStageKind(StageKind[JobT, O]):
+class EvalStageKind(StageKind[JobT, OutputsT]):
     """An eval suite: an experiment's `evals` entry (its settings model, told apart by `suite`) run on a model."""
 
     settings_model: ClassVar[type[BaseModel]]

@@ -16,6 +16,7 @@ from msmkit.prompts import prompt_family
 from msmkit.stages.contract import (
     Estimate,
     EvalOutputs,
+    EvalPlanContext,
     EvalStageKind,
     Outcomes,
     Phase,
@@ -51,6 +52,7 @@ class AgenticEvalSettings(StrictModel):
 
 class AgenticOutputs(EvalOutputs):
     MEASURE: ClassVar[str] = "misalignment rate"
+    UNIT: ClassVar[str] = "condition"
     rates: dict[str, Any]  # decided, executed, errors over all transcripts
 
     def outcomes(self) -> Outcomes:
@@ -59,6 +61,25 @@ class AgenticOutputs(EvalOutputs):
         records = load_records(self.folder)
         return {f"agentic: {outcome}": {f"{r['condition']}#{r['epoch']}": float(r[outcome]) for r in records
                                         if r.get(outcome) is not None} for outcome in OUTCOMES}
+
+    def grouped_outcomes(self) -> dict[str, dict[str, list[float]]]:
+        """Epochs of one condition are repeated draws of one prompt: the condition is the unit."""
+        from msmkit.eval.agentic.runner import load_records
+
+        grouped: dict[str, dict[str, list[float]]] = {f"agentic: {outcome}": {} for outcome in OUTCOMES}
+        for record in load_records(self.folder):
+            for outcome in OUTCOMES:
+                if record.get(outcome) is not None:
+                    grouped[f"agentic: {outcome}"].setdefault(record["condition"], []).append(float(record[outcome]))
+        return grouped
+
+    def counts(self) -> dict[str, int]:
+        from msmkit.eval.agentic.runner import load_records
+
+        records = load_records(self.folder)
+        return {"transcripts": len(records), "scored": sum(1 for r in records if r.get("decided") is not None),
+                "errors": sum(1 for r in records if r.get("error")),
+                "grader refusals": sum(1 for r in records if r.get("grader_refused"))}
 
     def samples(self, label: str, n: int) -> list[Sample]:
         from msmkit.eval.agentic.runner import records_file
@@ -113,11 +134,22 @@ class AgenticEvalStage(EvalStageKind[AgenticEvalJob, AgenticOutputs]):
     def estimate(self, job: AgenticEvalJob, preview: PreviewContext) -> Estimate:
         config = job.settings.agentic_config("preview")
         samples = len(config.conditions()) * config.epochs
-        grader_name = config.grader.model
-        grader = LLMConfig(provider="anthropic", model=grader_name.split("/", 1)[-1]) \
-            if grader_name.startswith("anthropic/") else LLMConfig(provider="local", model=grader_name)
-        return llm_estimate([("grader", samples, *_GRADER_CALL, grader)],
-                            flops=2 * preview.params * samples * sum(_SAMPLE_TOKENS))
+        groups = [("grader", samples, *_GRADER_CALL, _inspect_llm(config.grader.model))]
+        if config.second_grader is not None:
+            groups.append(("second grader", round(samples * config.second_grader_share), *_GRADER_CALL,
+                           _inspect_llm(config.second_grader.model)))
+        if config.eval_awareness:
+            groups.append(("awareness", samples, _GRADER_CALL[0], 200, _inspect_llm(config.grader.model)))
+        return llm_estimate(groups, flops=2 * preview.params * samples * sum(_SAMPLE_TOKENS), examples=samples)
+
+
+def _inspect_llm(name: str) -> LLMConfig:
+    """An Inspect model name (anthropic/claude-...) as an LLMConfig, for its price."""
+    if name.startswith("anthropic/"):
+        return LLMConfig(provider="anthropic", model=name.split("/", 1)[1])
+    if name.startswith("openai/"):
+        return LLMConfig(provider="openai", model=name.split("/", 1)[1])
+    return LLMConfig(provider="local", model=name)
 
 
 AGENTIC_EVAL = AgenticEvalStage()

@@ -15,8 +15,17 @@ from msmkit.eval.open_qa import OpenQAOutputs
 from msmkit.fingerprint import content_hash
 from msmkit.llm.types import LLMConfig
 from msmkit.prompts import prompt_hashes
-from msmkit.stages.contract import (Estimate, EvalPlanContext, EvalStageKind, Phase, PreviewContext, Source, StageEnv,
-                                    StageJob, source_identity)
+from msmkit.stages.contract import (
+    Estimate,
+    EvalPlanContext,
+    EvalStageKind,
+    Phase,
+    PreviewContext,
+    Source,
+    StageEnv,
+    StageJob,
+    source_identity,
+)
 from msmkit.stages.llm_estimate import llm_estimate
 from msmkit.stages.training import model_identity
 
@@ -43,6 +52,7 @@ class OpenQAEvalJob(StageJob):
     judge: LLMConfig
     model_name: str
     provider_name: str | None
+    prompt_style: str = "completion"  # the same for every arm: completion style for a base-model study
 
     def identity(self) -> dict[str, Any]:
         model = model_identity(self.model) if isinstance(self.model, str) else source_identity(self.model)
@@ -51,7 +61,7 @@ class OpenQAEvalJob(StageJob):
                 "questions": content_hash(questions) if questions else None,
                 "generator": None if questions else self.generator.answer_identity(),
                 "judge": self.judge.answer_identity(), "model_name": self.model_name,
-                "provider_name": self.provider_name,
+                "provider_name": self.provider_name, "prompt_style": self.prompt_style,
                 "settings": self.settings.model_dump(mode="json", exclude={"spec", "questions_file", "judge"})}
 
     def sources(self) -> Iterator[Source | None]:
@@ -89,7 +99,7 @@ class OpenQAEvalStage(EvalStageKind[OpenQAEvalJob, OpenQAOutputs]):
             raise ValueError(f"spec {spec!r} is not one of the experiment's specs ({', '.join(context.spec_names)})")
         return OpenQAEvalJob(model, settings, context.spec(spec), context.generator,
                              settings.judge or context.judge or context.generator, context.model_name,
-                             context.provider_name)
+                             context.provider_name, context.prompt_style)
 
     def run(self, job: OpenQAEvalJob, folder: Path, env: StageEnv) -> OpenQAOutputs:
         from msmkit.eval.open_qa import OpenQAConfig, run_open_qa
@@ -100,7 +110,8 @@ class OpenQAEvalStage(EvalStageKind[OpenQAEvalJob, OpenQAOutputs]):
         config = OpenQAConfig(spec=str(env.spec_file(job.spec)), questions_file=settings.questions_file,
                               n_questions=settings.n_questions, model_name=job.model_name,
                               provider_name=job.provider_name, generator=job.generator, judge=job.judge,
-                              model=LLMConfig(provider="local", model=env.model_path(job.model)),
+                              model=LLMConfig(provider="local", model=env.model_path(job.model),
+                                              base_model=job.prompt_style == "completion"),
                               answer_max_tokens=settings.answer_max_tokens,
                               answer_temperature=settings.answer_temperature,
                               judge_max_tokens=settings.judge_max_tokens)

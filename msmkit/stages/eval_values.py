@@ -17,6 +17,7 @@ from msmkit.runs import RunDir
 from msmkit.stages.contract import (
     Estimate,
     EvalOutputs,
+    EvalPlanContext,
     EvalStageKind,
     Outcomes,
     Phase,
@@ -90,6 +91,7 @@ class ValuesEvalOutputs(EvalOutputs):
 class ValuesEvalJob(StageJob):
     model: Source | str  # a model name or folder, or a training stage's model
     settings: ValuesEvalSettings
+    prompt_style: str = "auto"  # completion or chat, the same for every arm of an experiment
 
     def identity(self) -> dict[str, Any]:
         from msmkit.eval.items import suite_name
@@ -98,6 +100,7 @@ class ValuesEvalJob(StageJob):
         return {"model": model, "prompts": prompt_family("eval"),
                 "sets": [suite_name(item) for item in self.settings.items],  # a file's content, not its path:
                 "files": sorted(content_hash(path) for path in self.settings.item_files()),
+                "prompt_style": self.prompt_style,
                 "settings": self.settings.model_dump(mode="json", exclude={"batch_size", "items"})}
 
     def sources(self) -> Iterator[Source | None]:
@@ -123,6 +126,10 @@ class ValuesEvalStage(EvalStageKind[ValuesEvalJob, ValuesEvalOutputs]):
     settings_model = ValuesEvalSettings
     job_type = ValuesEvalJob
 
+    def job_for(self, model: Source | str, settings: ValuesEvalSettings,  # type: ignore[override]
+                context: EvalPlanContext) -> ValuesEvalJob:
+        return ValuesEvalJob(model, settings, context.prompt_style)
+
     def resolve(self, settings: ValuesEvalSettings, config_dir: Path) -> ValuesEvalSettings:  # type: ignore[override]
         from msmkit.eval.items import BUILTIN_VALUE_SETS
 
@@ -147,6 +154,7 @@ class ValuesEvalStage(EvalStageKind[ValuesEvalJob, ValuesEvalOutputs]):
             lm, tokenizer = env.service(ModelCache, ModelCache).get(model)
             summaries = score_value_suites(lm, tokenizer, load_suites(job.settings), run,
                                            batch_size=job.settings.batch_size,
+                                           prompt_style=job.prompt_style,  # type: ignore[arg-type]
                                            extra={"model": model, "split": job.settings.split})
         finally:
             run.close()

@@ -10,6 +10,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Iterator
 
+from msmkit.errors import MsmError
 from msmkit.fingerprint import content_hash
 from msmkit.models.embedded import EMBEDDED
 from msmkit.stages.contract import (
@@ -43,6 +44,18 @@ def model_identity(name: str) -> dict[str, Any]:
     if folder.is_dir():
         return {"folder": folder.name, "sha256": content_hash(folder, skip=("checkpoint-",))}
     return {"name": name}
+
+
+def base_prompt_style(name: str) -> str:
+    """'chat' when the starting model carries its own chat template, else 'completion' (a base model)."""
+    if name == EMBEDDED:
+        return "completion"
+    from msmkit.models.loading import own_chat_template
+
+    try:
+        return "chat" if own_chat_template(name) is not None else "completion"
+    except MsmError:  # not on this machine yet: a base-model study is the common case
+        return "completion"
 
 
 def chat_templates_hash() -> str:

@@ -14,7 +14,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from msmkit.errors import DataError
 from msmkit.eval.agentic.intervals import rate_block
@@ -33,9 +33,38 @@ from msmkit.llm.client import LLMClient
 from msmkit.llm.types import LLMConfig
 from msmkit.prompts import prompt_hashes
 from msmkit.runs import RunDir
+from msmkit.stages.contract import EvalOutputs
 
 STAGE = "agentic_reasoning"
 AGENTIC_RECORDS = Path("agentic") / "records.jsonl"
+RECORDS = "records.jsonl"
+
+
+class ReasoningOutputs(EvalOutputs):
+    """`agentic_reasoning/` in a run folder: every transcript's labels, with rates clustered by condition."""
+
+    MEASURE: ClassVar[str] = "share of transcripts showing the pattern"
+    UNIT: ClassVar[str] = "condition"
+
+    labelled: int
+    transcripts: int
+    no_reasoning: int
+
+    def grouped_outcomes(self) -> dict[str, dict[str, list[float]]]:
+        grouped: dict[str, dict[str, list[float]]] = {f"reasoning: {name}": {} for name in CATEGORIES}
+        for record in read_jsonl(self.folder / STAGE / RECORDS):
+            if record.get("status") == "ok" and record.get("labels"):
+                for name in CATEGORIES:
+                    grouped[f"reasoning: {name}"].setdefault(record["condition"], []).append(
+                        float(bool(record["labels"][name])))
+        return grouped
+
+    def outcomes(self) -> dict[str, dict[str, float]]:
+        return {metric: {condition: sum(v) / len(v) for condition, v in groups.items()}
+                for metric, groups in self.grouped_outcomes().items()}
+
+    def counts(self) -> dict[str, int]:
+        return {"transcripts": self.transcripts, "labelled": self.labelled, "no reasoning": self.no_reasoning}
 
 
 def is_agentic_run(path: str | Path) -> bool:
@@ -122,7 +151,7 @@ def run_agentic_reasoning(agentic_run: str | Path, judge: LLMConfig, out: str | 
     labels = asyncio.run(main())
     summary = summarize_drivers(labels, records)
     summary["judge"] = judge.describe()
-    atomic_write_jsonl(stage / "records.jsonl", [
+    atomic_write_jsonl(stage / RECORDS, [
         {"transcript": label["id"], "condition": records[label["id"]]["condition"],
          "scenario": records[label["id"]]["scenario"], "epoch": records[label["id"]]["epoch"],
          "decided": records[label["id"]]["decided"], "status": label["status"], "labels": label.get("labels"),
