@@ -185,3 +185,22 @@ def test_no_module_imports_a_private_name_from_another_package() -> None:
                 offenders += [f"{path}: {node.module}.{a.name}" for a in node.names
                               if a.name.startswith("_") and other != package]
     assert offenders == []
+
+
+def test_a_plan_whose_training_takes_too_few_steps_is_refused_before_anything_runs(tmp_path) -> None:
+    from msmkit.errors import ConfigError
+    from msmkit.experiment.preview import preview_experiment
+    from msmkit.experiment.runner import run_experiment
+
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(_config()), encoding="utf-8")
+    problems = preview_experiment(path, tmp_path / "run").problems
+    assert problems and all("optimizer steps" in p and "guards.min_optimizer_steps = 100" in p for p in problems)
+    assert any(p.startswith("midtrain on america corpus, seed 0: would take about 1 optimizer steps") for p in problems)
+    with pytest.raises(ConfigError, match="cannot run as planned, so nothing was run"):
+        run_experiment(path, tmp_path / "run")
+    assert not (tmp_path / "run" / "stages").exists() or not any((tmp_path / "run" / "stages").iterdir())
+    allowed = _config(**{"train.midtrain.guards": {"allow_few_steps": True},
+                         "train.aft.guards": {"allow_few_steps": True}})
+    path.write_text(yaml.safe_dump(allowed), encoding="utf-8")
+    assert preview_experiment(path, tmp_path / "run").problems == []

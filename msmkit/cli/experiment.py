@@ -42,7 +42,10 @@ def run(
     if preview:
         from msmkit.experiment.preview import preview_experiment, print_preview
 
-        print_preview(preview_experiment(experiment, out), Console())
+        projected = preview_experiment(experiment, out)
+        print_preview(projected, Console())
+        if projected.problems:
+            raise typer.Exit(1)
         return
     from msmkit.experiment.runner import run_experiment
 

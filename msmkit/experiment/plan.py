@@ -243,3 +243,11 @@ def build_plan(config: ExperimentConfig, config_path: str | Path, root: str | Pa
                 points.append(planner.point(arm, seed, size))
     ordered = sorted(planner.stages.values(), key=lambda s: s.kind.phase)  # stable: generation first, in order
     return Plan(config, planner.config_dir, planner.root, {s.key: s for s in ordered}, points, planner.prompt_style)
+
+
+def plan_for(config_path: Path, out: Path) -> Plan:
+    """The plan of an experiment config whose stage folders live in `out`."""
+    from msmkit.experiment.config import load_experiment
+    from msmkit.experiment.layout import STAGES_DIR
+
+    return build_plan(load_experiment(config_path), config_path, out / STAGES_DIR)

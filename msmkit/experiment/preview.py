@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from msmkit.experiment.plan import Plan
-from msmkit.experiment.runner import plan_for
+from msmkit.experiment.plan import Plan, plan_for
 from msmkit.stages.contract import PreviewContext
 
 # Known base-model sizes (billions of parameters), for configs naming a hub model that is not cached here.
@@ -46,6 +46,7 @@ class ExperimentPreview:
     mfu: float
     gpus: int
     notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # stages that cannot run as planned
 
     @property
     def cost_usd(self) -> float | None:
@@ -80,16 +81,28 @@ def _params_billion(plan: Plan) -> tuple[float, str]:
     return 8.0, "a guess (set compute.params_billion)"
 
 
-def preview_experiment(config_path: str | Path, out: str | Path) -> ExperimentPreview:
-    plan = plan_for(Path(config_path), Path(out))
-    params_b, params_source = _params_billion(plan)
-    context = PreviewContext(params=params_b * 1e9)
+def estimate_plan(plan: Plan, params: float) -> tuple[list[StagePreview], list[str]]:
+    """Every stage's estimate, in plan order, and the stages that cannot run as planned (with why)."""
+    context = PreviewContext(params=params)
     previews: list[StagePreview] = []
+    problems: list[str] = []
     for stage in plan.ordered():  # dependencies come first, so their estimates are there
         estimate = stage.kind.estimate(stage.job, context)
         context.upstream[stage.key] = estimate
+        problems += [f"{stage.label}: {problem}" for problem in stage.kind.plan_problems(stage.job, context)]
         previews.append(StagePreview(stage.kind.name, stage.label, estimate.calls, estimate.input_tokens,
                                      estimate.output_tokens, estimate.cost_usd, estimate.train_tokens, estimate.flops))
+    return previews, problems
+
+
+def plan_problems(plan: Plan) -> list[str]:
+    return estimate_plan(plan, _params_billion(plan)[0] * 1e9)[1]
+
+
+def preview_experiment(config_path: str | Path, out: str | Path) -> ExperimentPreview:
+    plan = plan_for(Path(config_path), Path(out))
+    params_b, params_source = _params_billion(plan)
+    previews, problems = estimate_plan(plan, params_b * 1e9)
     compute = plan.config.compute
     notes = [f"Base model: {params_b:.2f}B parameters ({params_source}). GPU hours assume {compute.peak_tflops:.0f} "
              f"TFLOP/s per GPU at {compute.mfu:.0%} MFU (LoRA ~4N FLOPs per token, full fine-tuning ~6N, eval 2N).",
@@ -98,7 +111,7 @@ def preview_experiment(config_path: str | Path, out: str | Path) -> ExperimentPr
     if any(s.cost_usd is None for s in previews):
         notes.append("No price is known for some model here; set `price:` in its LLM config to see its cost.")
     return ExperimentPreview(plan.config.name, previews, params_b, compute.peak_tflops, compute.mfu, compute.gpus,
-                             notes)
+                             notes, problems)
 
 
 def grouped(preview: ExperimentPreview) -> list[StagePreview]:
@@ -132,6 +145,8 @@ def print_preview(preview: ExperimentPreview, console: Console) -> None:
                   f"{preview.gpus} GPU{'s' if preview.gpus > 1 else ''})")
     for note in preview.notes:
         console.print(f"[dim]{note}[/]")
+    for problem in preview.problems:
+        console.print(f"[bold red]cannot run:[/] {escape(problem)}", highlight=False)
 
 
 def headline(preview: ExperimentPreview) -> tuple[str, str]:

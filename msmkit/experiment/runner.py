@@ -15,10 +15,10 @@ from typing import Iterator
 from rich.console import Console
 from rich.markup import escape
 
-from msmkit.errors import MsmError
-from msmkit.experiment.config import load_experiment
-from msmkit.experiment.layout import PLAN_FILE, REPORT_DIR, STAGES_DIR
-from msmkit.experiment.plan import Plan, build_plan
+from msmkit.errors import ConfigError, MsmError
+from msmkit.experiment.layout import PLAN_FILE, REPORT_DIR
+from msmkit.experiment.plan import Plan, plan_for
+from msmkit.experiment.preview import plan_problems
 from msmkit.experiment.report import write_report
 from msmkit.experiment.results import collect_report_data
 from msmkit.experiment.store import StageStore
@@ -65,14 +65,14 @@ def _exclusive(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def plan_for(config_path: Path, out: Path) -> Plan:
-    return build_plan(load_experiment(config_path), config_path, out / STAGES_DIR)
-
-
 def run_experiment(config_path: str | Path, out: str | Path, *, console: Console | None = None) -> RunOutcome:
     console = console or Console(stderr=True)
     config_path, out = Path(config_path), Path(out)
     plan = plan_for(config_path, out)
+    problems = plan_problems(plan)
+    if problems:
+        raise ConfigError(f"{config_path}: {len(problems)} stage(s) cannot run as planned, so nothing was run:\n  - "
+                          + "\n  - ".join(problems))
     started = time.monotonic()
     with _exclusive(out):
         run = RunDir(out)

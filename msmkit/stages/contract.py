@@ -293,6 +293,10 @@ class StageKind(ABC, Generic[JobT, OutputsT]):
     def estimate(self, job: JobT, preview: PreviewContext) -> Estimate:
         """Calls, tokens, dollars and FLOPs of this stage, from its job and its upstream estimates."""
 
+    def plan_problems(self, job: JobT, preview: PreviewContext) -> list[str]:
+        """Why this stage would fail once it runs, found from the plan alone (e.g. too few optimizer steps)."""
+        return []
+
     def load_outputs(self, folder: Path, summary: dict[str, Any]) -> StageOutputs:
         return self.outputs.load(folder, summary)
 

@@ -105,6 +105,35 @@ class TrainingStage(StageKind[TrainJob, TrainingOutputs]):
         env.say(f"{outputs.steps} steps over {outputs.tokens:,} tokens, final loss {outputs.final_loss}")
         return outputs
 
+    def projected_steps(self, job: TrainJob, preview: PreviewContext) -> tuple[int, int, TrainStageConfig]:
+        """(optimizer steps, sequences, the config as it will train) from the upstream data estimate."""
+        from msmkit.train.steps import fit_batch_to_steps, planned_steps
+
+        config = job.config
+        data = preview.of(job.data) if isinstance(job.data, StageRef) else Estimate()
+        if job.kind == "midtrain":  # packed into sequences of data.max_length tokens
+            sequences = max(1, -(-data.data_tokens // config.data.max_length))
+        else:  # one row per example
+            sequences = min(data.examples, config.data.max_rows or data.examples)
+        processes = job.launcher.num_processes or 1
+        if config.guards.fit_batch_to_steps:
+            config = fit_batch_to_steps(config, sequences, processes)
+        return planned_steps(sequences, config, processes), sequences, config
+
+    def plan_problems(self, job: TrainJob, preview: PreviewContext) -> list[str]:
+        guards = job.config.guards
+        if guards.allow_few_steps or (isinstance(job.data, StageRef) and not preview.of(job.data).data_tokens):
+            return []
+        steps, sequences, config = self.projected_steps(job, preview)
+        if steps >= guards.min_optimizer_steps:
+            return []
+        batch = config.optim.per_device_batch_size * config.optim.gradient_accumulation_steps * \
+            (job.launcher.num_processes or 1)
+        return [f"would take about {steps} optimizer steps ({sequences} sequences, global batch {batch}, "
+                f"{config.optim.epochs:g} epoch(s)), under guards.min_optimizer_steps = {guards.min_optimizer_steps}: "
+                "set guards.fit_batch_to_steps: true (the batch shrinks until the guard is met), lower the batch or "
+                "raise the data, or set guards.allow_few_steps: true if a fake null result is no risk here"]
+
     def estimate(self, job: TrainJob, preview: PreviewContext) -> Estimate:
         config = job.config
         if isinstance(job.data, StageRef):

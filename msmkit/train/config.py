@@ -59,6 +59,9 @@ class PackingSection(StrictModel):
 class GuardSection(StrictModel):
     min_optimizer_steps: int = Field(100, ge=0)  # a 31-step run faked a null result in a replication
     allow_few_steps: bool = False
+    # Lower the batch (gradient accumulation first, then the per-device batch) until the stage takes at least
+    # min_optimizer_steps: small data-size sweep points keep enough steps. The record says the batch used.
+    fit_batch_to_steps: bool = False
     max_padding_fraction: float = Field(0.05, ge=0, le=1)  # warn above this
 
 

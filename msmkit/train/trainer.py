@@ -27,6 +27,7 @@ from msmkit.train.config import AftTrainConfig, TrainStageConfig
 from msmkit.train.data import TokenizedRows, read_chats, read_corpus, tokenize_chats, tokenize_documents
 from msmkit.train.outputs import Kind, TrainingOutputs
 from msmkit.train.packing import DocumentBoundaryCollator, build_sequences, sequence_stats
+from msmkit.train.steps import fit_batch_to_steps, planned_steps
 from msmkit.train.templates import ChosenTemplate, choose_chat_template, stop_token_ids
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ def train_model(kind: Kind, cfg: TrainStageConfig, output_dir: str | Path, *, ru
         raise MsmError(f"{kind}: {cfg.data.path} gives no trainable rows ({tokens.dropped})")
     dataset = build_sequences(tokens.rows, cfg.data.max_length, pack=cfg.packing.enabled)
     stats = sequence_stats(dataset, cfg.data.max_length, cfg.optim.per_device_batch_size)
+    if cfg.guards.fit_batch_to_steps:
+        cfg = fit_batch_to_steps(cfg, stats["sequences"], state.num_processes)
     planned = planned_steps(stats["sequences"], cfg, state.num_processes)
     check_step_guard(kind, planned, stats, cfg, state.num_processes)
 
@@ -119,13 +122,6 @@ def process_state() -> PartialState:
     """This process's place in the launch. With no GPU, processes started by torchrun / `accelerate launch`
     join one gloo group on CPU (accelerate would otherwise treat each as a lone process)."""
     return PartialState(cpu=not torch.cuda.is_available())
-
-
-def planned_steps(sequences: int, cfg: TrainStageConfig, processes: int) -> int:
-    if cfg.optim.max_steps > 0:
-        return cfg.optim.max_steps
-    batches = math.ceil(sequences / (cfg.optim.per_device_batch_size * processes))
-    return math.ceil(math.ceil(batches / cfg.optim.gradient_accumulation_steps) * cfg.optim.epochs)
 
 
 def check_step_guard(kind: str, planned: int, stats: dict[str, Any], cfg: TrainStageConfig, processes: int) -> None:
