@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from msmkit.errors import MsmError
+from msmkit.generate.batching import BatchWindow
 from msmkit.generate.step_log import StepLog
 from msmkit.llm.client import LLMCallFailed, LLMClient, StructuredResult
 from msmkit.llm.failures import summarize_failures
@@ -57,6 +58,9 @@ class GenerationContext:
     logs: dict[str, StepLog] = field(default_factory=dict)
     counters: dict[str, StepCounters] = field(default_factory=lambda: defaultdict(StepCounters))
     failures: list[LLMCallFailed] = field(default_factory=list)  # in order; the first names the cause
+    # Batch-API providers: gather each step's calls into batches as they become ready (item-by-item generators).
+    batch_windows: bool = False
+    windows: dict[str, BatchWindow] = field(default_factory=dict)
 
     def log(self, step: str) -> StepLog:
         if step not in self.logs:
@@ -70,8 +74,10 @@ class GenerationContext:
     async def ask(self, step: str, request: LLMRequest, *, task: str = "") -> LLMResponse | None:
         """One call; None (counted, logged) when it fails after retries: one failed item never fails a stage."""
         self.counters[step].requests += 1
+        client = self.step_client(step)
+        await self._through_batch(step, client, request)
         try:
-            return await self.step_client(step).complete(request)
+            return await client.complete(request)
         except LLMCallFailed as exc:
             self._failed(step, task, exc)
             return None
@@ -81,11 +87,26 @@ class GenerationContext:
         """A structured answer (validated JSON, re-asked once when it does not parse); None, counted and
         logged, when the call itself failed. An answer that never parses comes back with `ok` False."""
         self.counters[step].requests += 1
-        result = await self.step_client(step).complete_json(request, schema)
+        client = self.step_client(step)
+        await self._through_batch(step, client, request)
+        result = await client.complete_json(request, schema)
         if result.failure is not None:
             self._failed(step, task, result.failure)
             return None
         return result
+
+    async def _through_batch(self, step: str, client: LLMClient, request: LLMRequest) -> None:
+        if not (self.batch_windows and client.config.use_batch_api):
+            return
+        try:
+            if client.cache.get(client.cache_key(request)) is not None:
+                return
+        except LLMCallFailed:
+            return  # the call itself reports it
+        window = self.windows.get(step)
+        if window is None:
+            window = self.windows[step] = BatchWindow(client, f"{self.name}/{step} (batch)")
+        await window.wait_for(request)
 
     def _failed(self, step: str, task: str, error: LLMCallFailed) -> None:
         self.counters[step].failed += 1

@@ -21,3 +21,32 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[], None]]:
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield lambda: progress.advance(task)
+
+
+class GrowingProgress:
+    """Advance as items finish; `add` raises the total as new items appear (item-by-item pipelines)."""
+
+    def __init__(self, progress: Progress | None, description: str) -> None:
+        self._progress = progress
+        self._task = progress.add_task(description, total=0) if progress is not None else None
+        self.total = 0
+
+    def add(self, count: int = 1) -> None:
+        self.total += count
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=self.total)
+
+    def advance(self) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task)
+
+
+@contextmanager
+def growing_progress(description: str) -> Iterator[GrowingProgress]:
+    console = Console(stderr=True)
+    if not console.is_terminal or os.environ.get("MSM_NO_PROGRESS"):
+        yield GrowingProgress(None, description)
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        yield GrowingProgress(progress, description)

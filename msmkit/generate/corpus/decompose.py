@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Callable
 
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.faithfulness import check_excerpt
-from msmkit.generate.corpus.lists import ListJob, fill_lists
+from msmkit.generate.corpus.lists import ListJob, fill_list
 from msmkit.generate.corpus.parsing import DOMAINS, SUBDOMAINS
 from msmkit.generate.corpus.records import Domain, Subdomain, make_id
 from msmkit.spec import ModelSpec
@@ -42,7 +43,11 @@ def decompose_by_headings(spec: ModelSpec) -> tuple[list[Domain], list[Subdomain
     return domains, subdomains
 
 
-async def decompose_with_llm(ctx: CorpusContext) -> tuple[list[Domain], list[Subdomain]]:
+async def decompose_with_llm(ctx: CorpusContext,
+                             on_subdomains: Callable[[Domain, list[Subdomain]], None] | None = None
+                             ) -> tuple[list[Domain], list[Subdomain]]:
+    """Domains, then each domain's subdomains as soon as the domains are known; `on_subdomains` gets each
+    domain's subdomains when its list is complete (the others may still be coming)."""
     counts = ctx.config.counts
     root_id = make_id(ctx.spec.text_sha256, "domains", ctx.config.subject.kind, ctx.config.rules_mode)
 
@@ -52,7 +57,7 @@ async def decompose_with_llm(ctx: CorpusContext) -> tuple[list[Domain], list[Sub
     domain_job = ListJob(parent_id=root_id, want=counts.domains, adapter=DOMAINS,
                          build=lambda existing, need, sample: ctx.prompts.domains(need, existing, sample),
                          accept=accept_domain, describe=lambda item: item.name)
-    await fill_lists(ctx, "domains", [domain_job])
+    await fill_list(ctx, "domains", domain_job)
     domains: list[Domain] = domain_job.items
 
     threshold = ctx.config.faithfulness.excerpt_threshold
@@ -78,6 +83,11 @@ async def decompose_with_llm(ctx: CorpusContext) -> tuple[list[Domain], list[Sub
                        build=lambda existing, need, sample: ctx.prompts.subdomains(domain, need, existing, sample),
                        accept=accept, describe=lambda item: item.name)
 
+    async def fill(domain: Domain, job: ListJob) -> None:
+        await fill_list(ctx, "subdomains", job)
+        if on_subdomains is not None and job.items:
+            on_subdomains(domain, job.items)
+
     jobs = [make_job(domain) for domain in domains]
-    await fill_lists(ctx, "subdomains", jobs)
+    await asyncio.gather(*(fill(domain, job) for domain, job in zip(domains, jobs)))
     return domains, [sub for job in jobs for sub in job.items]

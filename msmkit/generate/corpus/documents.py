@@ -6,7 +6,6 @@ recomputed from them on every run, so changing a length bound needs no new calls
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -14,7 +13,6 @@ from msmkit.data.filters import IdentityCheck, extract_tagged, length_problem, l
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.prompting import DOCUMENT_CLOSE
 from msmkit.generate.corpus.records import Assertion, DocType, Idea, Subdomain
-from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMRequest, StopReason
 
 
@@ -55,28 +53,14 @@ async def _answer(ctx: CorpusContext, job: DocumentJob, task: str, max_tokens: i
     return record
 
 
-async def _one(ctx: CorpusContext, job: DocumentJob) -> None:
+async def write_document(ctx: CorpusContext, job: DocumentJob) -> None:
+    """Answer one job unless a usable answer is logged; a truncated answer is asked once more with a larger budget."""
     lengths = ctx.config.lengths
     first = await _answer(ctx, job, job.idea.id, lengths.document_max_tokens)
     if first.get("answered") and first["stop_reason"] == StopReason.MAX_TOKENS:
         # A new request (larger budget = different request), asked once, never a silent cut.
-        await _answer(ctx, job, f"{job.idea.id}#retry", int(lengths.document_max_tokens * lengths.retry_max_tokens_factor))
-
-
-async def write_documents(ctx: CorpusContext, jobs: Sequence[DocumentJob]) -> None:
-    """Answer every job that has no usable stored answer yet; each answer is logged as it arrives."""
-    log = ctx.log("documents")
-    lengths = ctx.config.lengths
-    if ctx.client.config.use_batch_api:
-        firsts = [job for job in jobs if not (log.get(job.idea.id) or {}).get("answered")]
-        await ctx.prefetch("documents", [ctx.prompts.document(job.subdomain, job.doc_type, job.idea, job.assertions,
-                                                               lengths.document_max_tokens) for job in firsts])
-    with progress_bar("corpus/documents", total=len(jobs)) as advance:
-        async def one(job: DocumentJob) -> None:
-            await _one(ctx, job)
-            advance()
-
-        await asyncio.gather(*(one(job) for job in jobs))
+        retry_budget = int(lengths.document_max_tokens * lengths.retry_max_tokens_factor)
+        await _answer(ctx, job, f"{job.idea.id}#retry", retry_budget)
 
 
 def final_answer(ctx: CorpusContext, idea_id: str) -> dict[str, Any] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -49,22 +48,14 @@ async def _judge_one(ctx: CorpusContext, item: JudgeItem) -> dict[str, Any]:
     return record
 
 
-async def judge_documents(ctx: CorpusContext, items: Sequence[JudgeItem]) -> dict[str, Verdict]:
-    """Verdict per idea id. A failed call drops the document for this run only (a rerun asks again)."""
-    if ctx.judge_client is None or not items:
-        return {}
-    log = ctx.log("judge")
-    await ctx.prefetch("judge", [ctx.prompts.judge(item.text, item.assertions) for item in items
-                                 if log.get(item.task) is None])
-    records = await asyncio.gather(*(_judge_one(ctx, item) for item in items))
-    verdicts: dict[str, Verdict] = {}
-    for item, record in zip(items, records):
-        if not record.get("answered"):
-            verdicts[item.idea_id] = Verdict(False, "judge_failed", record.get("error") or "")
-        elif not record.get("ok"):
-            verdicts[item.idea_id] = Verdict(False, "judge_unusable", record.get("error") or "")
-        elif record["keep"]:
-            verdicts[item.idea_id] = Verdict(True, "")
-        else:
-            verdicts[item.idea_id] = Verdict(False, "judge_rejected", record.get("reason", ""))
-    return verdicts
+async def judge_document(ctx: CorpusContext, item: JudgeItem) -> Verdict:
+    """The verdict on one document, asked as soon as the document is clean. A failed call drops it for this run
+    only (a rerun asks again)."""
+    record = await _judge_one(ctx, item)
+    if not record.get("answered"):
+        return Verdict(False, "judge_failed", record.get("error") or "")
+    if not record.get("ok"):
+        return Verdict(False, "judge_unusable", record.get("error") or "")
+    if record["keep"]:
+        return Verdict(True, "")
+    return Verdict(False, "judge_rejected", record.get("reason", ""))

@@ -2,7 +2,8 @@
 
 Each parent asks for exactly `want` items. A short answer is topped up by asking for the missing
 number (listing what it already has); a long one is trimmed. Every answer is logged under the task
-id `<parent>#<attempt>` before it is used, so a rerun re-reads it instead of asking again.
+id `<parent>#<attempt>` before it is used, so a rerun re-reads it instead of asking again. Each job
+runs on its own: its top-up asks follow its own answer, never a wave of other jobs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pydantic import TypeAdapter
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.records import make_id
 from msmkit.generate.line_list import parse_line_list
-from msmkit.llm.progress import progress_bar
 from msmkit.llm.types import LLMRequest
 
 # (existing item descriptions, how many are needed, sample index) -> request
@@ -63,50 +63,42 @@ async def _answer(ctx: CorpusContext, step: str, job: ListJob, task: str, reques
     return record
 
 
-async def fill_lists(ctx: CorpusContext, step: str, jobs: list[ListJob]) -> None:
-    """Fill every job's `items` up to its `want` (fewer only when calls fail or answers stay short)."""
-    log = ctx.log(step)
+async def fill_list(ctx: CorpusContext, step: str, job: ListJob,
+                    on_items: Callable[[list[Any]], None] | None = None) -> None:
+    """Fill `job.items` up to `job.want` (fewer only when calls fail or answers stay short); `on_items` gets each
+    answer's accepted items as soon as they are known, so their own work can start before any top-up ask."""
     counters = ctx.counters[step]
     for attempt in range(1 + ctx.config.counts.max_topup_requests):
-        active = [job for job in jobs if not job.gave_up and len(job.items) < job.want]
-        if not active:
-            break
-        records: dict[int, dict[str, Any]] = {}
-        pending: list[tuple[int, ListJob, str, LLMRequest, int]] = []
-        for number, job in enumerate(active):
-            task = f"{job.parent_id}#{attempt}"
-            stored = log.get(task)
-            if stored is not None and stored.get("answered"):
-                counters.reused += 1
-                records[number] = stored
-                continue
+        if job.gave_up or len(job.items) >= job.want:
+            return
+        task = f"{job.parent_id}#{attempt}"
+        record = ctx.log(step).get(task)
+        if record is not None and record.get("answered"):
+            counters.reused += 1
+        else:
             need = job.want - len(job.items)
             if attempt > 0:
                 counters.topup_requests += 1
             request = job.build([job.describe(item) for item in job.items], need, ctx.sample_index(attempt))
-            pending.append((number, job, task, request, need))
-        await ctx.prefetch(step, [request for _, _, _, request, _ in pending])
-        label = f"corpus/{step}" + (f" (top-up {attempt})" if attempt else "")
-        with progress_bar(label, total=len(pending)) as advance:
-            async def answer(job: ListJob, task: str, request: LLMRequest, need: int) -> dict[str, Any]:
-                record = await _answer(ctx, step, job, task, request, need)
-                advance()
-                return record
+            record = await _answer(ctx, step, job, task, request, need)
+        if not record.get("answered"):
+            job.gave_up = True
+            return
+        accepted = []
+        for position, raw in enumerate(record["items"]):
+            if len(job.items) >= job.want:
+                counters.items_trimmed += len(record["items"]) - position
+                break
+            item = job.accept(raw, make_id(job.parent_id, step, attempt, position))
+            if item is None:
+                counters.items_rejected += 1
+            else:
+                job.items.append(item)
+                accepted.append(item)
+        if on_items is not None and accepted:
+            on_items(accepted)
 
-            answers = await asyncio.gather(*(answer(job, task, request, need) for _, job, task, request, need in pending))
-        for (number, *_), record in zip(pending, answers):
-            records[number] = record
-        for number, job in enumerate(active):
-            record = records[number]
-            if not record.get("answered"):
-                job.gave_up = True
-                continue
-            for position, raw in enumerate(record["items"]):
-                if len(job.items) >= job.want:
-                    counters.items_trimmed += len(record["items"]) - position
-                    break
-                item = job.accept(raw, make_id(job.parent_id, step, attempt, position))
-                if item is None:
-                    counters.items_rejected += 1
-                else:
-                    job.items.append(item)
+
+async def fill_lists(ctx: CorpusContext, step: str, jobs: list[ListJob]) -> None:
+    """Every job filled side by side (each on its own schedule)."""
+    await asyncio.gather(*(fill_list(ctx, step, job) for job in jobs))

@@ -1,7 +1,8 @@
 """`generate_corpus`: spec -> domains -> subdomains -> assertions + document types -> ideas -> documents.
 
-Stages run one after another; within a stage every call runs concurrently (bounded by the client's
-concurrency). Every answer is logged as it arrives, so a killed run resumes item by item.
+The steps flow item by item (msmkit.generate.corpus.flow): each call starts as soon as what it needs is
+in, bounded only by the client's concurrency. Every answer is logged as it arrives, so a killed run
+resumes item by item and a rerun replays to the same corpus.
 """
 
 from __future__ import annotations
@@ -9,20 +10,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from msmkit.errors import ConfigError
 from msmkit.generate.context import steps_dir
-from msmkit.generate.corpus.assemble import Assembler, Assembly
 from msmkit.generate.corpus.config import CorpusConfig
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.decompose import decompose_by_headings, decompose_with_llm
-from msmkit.generate.corpus.documents import DocumentJob, write_documents
-from msmkit.generate.corpus.outline import characterise_subdomains, propose_ideas
+from msmkit.generate.corpus.flow import CorpusFlow
 from msmkit.generate.corpus.outputs import quality_note, write_outputs
 from msmkit.generate.corpus.preview import CallProjection, Projection, project
 from msmkit.generate.corpus.prompting import CorpusPrompts, corpus_prompt_hashes
-from msmkit.generate.corpus.quotas import DocTypeCell, allocate_quotas
 from msmkit.generate.corpus.records import Domain, Subdomain
 from msmkit.llm.client import LLMClient
 from msmkit.runs import RunDir
@@ -60,35 +58,10 @@ async def _decompose(ctx: CorpusContext) -> tuple[list[Domain], list[Subdomain]]
     return await decompose_with_llm(ctx)
 
 
-def _subdomain_quotas(config: CorpusConfig, subdomains: list[Subdomain]) -> dict[str, int]:
-    """Documents per subdomain: the total spread evenly (earlier ones take the remainder), or T x I each."""
-    counts = config.counts
-    per_subdomain = counts.doc_types_per_subdomain * counts.ideas_per_type
-    quotas = allocate_quotas(len(subdomains), counts.documents, per_subdomain)
-    return {sub.id: quota for sub, quota in zip(subdomains, quotas)}
-
-
-def _cells(domains: list[Domain], subdomains: list[Subdomain], quotas: dict[str, int],
-           assertions: dict[str, Any], doc_types: dict[str, Any]) -> list[DocTypeCell]:
-    """One cell per (subdomain, document type); a subdomain's documents are spread over its types."""
-    by_id = {domain.id: domain for domain in domains}
-    cells = []
-    for sub in subdomains:
-        types = doc_types.get(sub.id, [])
-        for doc_type, quota in zip(types, allocate_quotas(len(types), quotas.get(sub.id, 0), 0)):
-            cells.append(DocTypeCell(by_id[sub.domain_id], sub, doc_type, assertions.get(sub.id, []), quota))
-    return cells
-
-
-async def _documents_for(ctx: CorpusContext, cells: list[DocTypeCell], round_number: int) -> None:
-    jobs = []
-    for cell in cells:
-        by_id = {assertion.id: assertion for assertion in cell.assertions}
-        for idea in cell.ideas:
-            if idea.round == round_number:
-                chosen = [by_id[i] for i in idea.assertion_ids if i in by_id] or cell.assertions
-                jobs.append(DocumentJob(idea, cell.subdomain, cell.doc_type, chosen))
-    await write_documents(ctx, jobs)
+def _no_subdomains(ctx: CorpusContext, spec_path: str | Path) -> NoReturn:
+    ctx.raise_if_calls_failed(f"{spec_path}: the decomposition produced no subdomains")
+    raise ConfigError(f"{spec_path}: the decomposition produced no usable subdomains (the answers are in "
+                      f"{steps_dir(ctx.run)}); rerun to ask again, or use decompose: headings")
 
 
 def _decomposition_projection(ctx: CorpusContext) -> CallProjection | None:
@@ -126,15 +99,10 @@ async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out
         note = quality_note(ctx)
         if note:
             say(note)
-        clock = time.monotonic()
-        domains, subdomains = await _decompose(ctx)
-        ctx.timings["decomposition"] = time.monotonic() - clock
-        say(f"decomposition ({config.decompose}): {len(domains)} domains, {len(subdomains)} subdomains")
-        if not subdomains:
-            ctx.raise_if_calls_failed(f"{spec_path}: the decomposition produced no subdomains")
-            raise ConfigError(f"{spec_path}: the decomposition produced no usable subdomains (the answers are in "
-                              f"{steps_dir(run)}); rerun to ask again, or use decompose: headings")
         if preview:
+            domains, subdomains = await _decompose(ctx)
+            if not subdomains:
+                _no_subdomains(ctx, spec_path)
             projection = project(config, prompts, domains, subdomains,
                                  decomposition_calls=_decomposition_projection(ctx))
             if config.decompose == "llm":
@@ -142,44 +110,23 @@ async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out
                                            "full run reuses their answers.")
             run.write_json("preview.json", projection.as_dict())
             return CorpusResult(out_dir=run.path, preview=projection)
-        quotas = _subdomain_quotas(config, subdomains)
-        planned = sum(quotas.values())
-        clock = time.monotonic()
-        # Subdomains that get no documents (a small total over many subdomains) cost no calls.
-        assertions, doc_types = await characterise_subdomains(
-            ctx, domains, [sub for sub in subdomains if quotas[sub.id] > 0])
-        ctx.timings["assertions+doc_types"] = time.monotonic() - clock
-        cells = _cells(domains, subdomains, quotas, assertions, doc_types)
+        ctx.batch_windows = True
+        flow = await CorpusFlow(ctx).run()
+        if flow is None:
+            _no_subdomains(ctx, spec_path)
+        domains, subdomains, cells, assembly = flow.domains, flow.subdomains, flow.cells, flow.assembly
+        say(f"decomposition ({config.decompose}): {len(domains)} domains, {len(subdomains)} subdomains")
+        planned = sum(flow.quotas.values())
         target = sum(cell.quota for cell in cells)
         if target < planned:
-            say(f"warning: {planned - target} planned documents have no document type to go to (failed calls); "
+            say(f"warning: {planned - target} planned documents had no document type to go to (failed calls); "
                 "rerun to retry them")
-        say(f"{len(cells)} (subdomain, document type) cells; {target} documents planned")
-        clock = time.monotonic()
-        await propose_ideas(ctx, [(cell, cell.quota) for cell in cells if cell.quota > 0], 0)
-        ctx.timings["ideas"] = time.monotonic() - clock
-        clock = time.monotonic()
-        await _documents_for(ctx, cells, 0)
-        ctx.timings["documents"] = time.monotonic() - clock
-        clock = time.monotonic()
-        assembler = Assembler(ctx)
-        assembly: Assembly = await assembler.assemble(cells)
-        ctx.timings["clean+dedup+judge"] = time.monotonic() - clock
-        for round_number in range(1, config.counts.max_topup_rounds + 1):
-            deficits = assembly.deficits(cells)
-            if not deficits:
-                break
-            say(f"top-up round {round_number}: {sum(deficits.values())} documents to replace in {len(deficits)} cells")
-            clock = time.monotonic()
-            await propose_ideas(ctx, [(cell, deficits[cell.id]) for cell in cells if cell.id in deficits], round_number)
-            await _documents_for(ctx, cells, round_number)
-            assembly = await assembler.assemble(cells)
-            ctx.timings[f"top-up round {round_number}"] = time.monotonic() - clock
-        clock = time.monotonic()
-        ctx.timings["generation"] = clock - started
+        replaced = sum(1 for cell in cells for idea in cell.ideas if idea.round > 0)
+        say(f"{len(cells)} (subdomain, document type) cells; {target} documents planned; {replaced} replacements asked")
+        ctx.timings["generation"] = time.monotonic() - started
         if not assembly.kept:
             ctx.raise_if_calls_failed(f"{spec_path}: no documents were kept")
-        stats = write_outputs(ctx, domains=domains, subdomains=subdomains, cells=cells, assertions=assertions,
+        stats = write_outputs(ctx, domains=domains, subdomains=subdomains, cells=cells, assertions=flow.assertions,
                               assembly=assembly, target=planned, elapsed_s=time.monotonic() - started)
         say(f"kept {stats['documents']['kept']} of {planned} planned documents; drops: {stats['drops'] or 'none'}")
         return CorpusResult(out_dir=run.path, stats=stats)
