@@ -8,8 +8,10 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from statistics import NormalDist
 from typing import Any
 
 from aiohttp import web
@@ -33,13 +35,22 @@ class ResponderFailed(Exception):
     pass
 
 
+def lognormal_latency(mean_s: float, sigma: float, key: str) -> float:
+    """A lognormal draw with mean `mean_s` and log-sd `sigma`, its quantile fixed by sha256(`key`)."""
+    quantile = (int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:13], 16) + 0.5) / 16**13
+    return mean_s * math.exp(sigma * NormalDist().inv_cdf(quantile) - sigma * sigma / 2)
+
+
 class FakeLLMCore:
     """State and handlers; runs on one event loop (the server thread's, or the CLI's)."""
 
     def __init__(self, responder: Responder, latency_s: float = 0.0, batch_delay_s: float = 1.0, *,
-                 api_key: str | None = None, served_models: Iterable[str] | None = None) -> None:
+                 api_key: str | None = None, served_models: Iterable[str] | None = None,
+                 latency_sigma: float = 0.0) -> None:
         self.responder = responder
         self.latency_s = latency_s
+        # > 0: heavy-tailed latencies, lognormal with this sigma and mean latency_s (see `latency_for`).
+        self.latency_sigma = latency_sigma
         self.stats = ServerStats()
         self.faults = FaultQueue()
         self.requests: deque[ScriptedRequest] = deque(maxlen=KEEP_REQUESTS)
@@ -51,6 +62,13 @@ class FakeLLMCore:
         self._cached_prefixes: set[tuple[str, str]] = set()
         self.batches = BatchStore(self._answer_batch_item, batch_delay_s)
         self._stopping: asyncio.Event | None = None
+
+    def latency_for(self, request: ScriptedRequest) -> float:
+        """Seconds a generation request waits: `latency_s`, or with `latency_sigma` a lognormal draw with mean
+        `latency_s`, fixed by the prompt and max_tokens, so the same request waits the same in every run."""
+        if not self.latency_s or not self.latency_sigma:
+            return self.latency_s
+        return lognormal_latency(self.latency_s, self.latency_sigma, f"{request.prompt_hash}:{request.max_tokens}")
 
     # ---- application ----------------------------------------------------------------------------
     def build_app(self) -> web.Application:
@@ -151,8 +169,9 @@ class FakeLLMCore:
                 return self._unauthorized(api)
             if fault is Fault.UNKNOWN_MODEL:
                 return self._unknown_model(api, request.model)
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
+        delay = self.latency_for(request)
+        if delay:
+            await asyncio.sleep(delay)
         if fault in TRANSPORT_FAULTS:
             return await self._transport_fault(http, api, rule, request)  # type: ignore[arg-type]
         try:

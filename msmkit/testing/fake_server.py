@@ -43,14 +43,15 @@ class FakeLLMServer:
     `responder(request) -> Reply | str` (sync or async) writes every answer; it runs on the server's
     event loop, so keep it quick. Use as a context manager, or call start() and stop().
     `api_key`: requests must present this key, else 401 as the provider words it. `served_models`: the
-    model names it answers; others get 404 model-not-found (None answers any name).
+    model names it answers; others get 404 model-not-found (None answers any name). `latency_sigma` > 0 makes
+    latencies heavy-tailed: lognormal with mean `latency_s`, the same for the same request in every run.
     """
 
     def __init__(self, responder: Callable[[ScriptedRequest], Reply | str | Any] = default_responder, *,
                  latency_s: float = 0.0, batch_delay_s: float = 1.0, port: int = 0, api_key: str | None = None,
-                 served_models: Sequence[str] | None = None) -> None:
+                 served_models: Sequence[str] | None = None, latency_sigma: float = 0.0) -> None:
         self._core = FakeLLMCore(responder, latency_s=latency_s, batch_delay_s=batch_delay_s, api_key=api_key,
-                                 served_models=served_models)
+                                 served_models=served_models, latency_sigma=latency_sigma)
         self._port = port
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,11 +168,11 @@ class FakeLLMServer:
 
 def serve_forever(port: int, latency_s: float, batch_delay_s: float, script: str | None,
                   announce: Callable[[str], None] | None = None, *, api_key: str | None = None,
-                  served_models: Sequence[str] | None = None) -> None:
+                  served_models: Sequence[str] | None = None, latency_sigma: float = 0.0) -> None:
     """Serve on 127.0.0.1:port until SIGINT/SIGTERM, after printing `READY <url>`."""
     responder = load_script(script) if script else default_responder
     core = FakeLLMCore(responder, latency_s=latency_s, batch_delay_s=batch_delay_s, api_key=api_key,
-                       served_models=served_models)
+                       served_models=served_models, latency_sigma=latency_sigma)
     sock = bind(port)
 
     async def run() -> None:

@@ -1,7 +1,7 @@
 """`python -m msmkit.testing.server`: the test server in its own process, for tests in other processes.
 
-    python -m msmkit.testing.server --port 0 [--latency 0.1] [--batch-delay 1.0] [--script rules.yaml]
-        [--api-key-env NAME] [--model NAME ...]
+    python -m msmkit.testing.server --port 0 [--latency 0.1] [--latency-sigma 1.0] [--batch-delay 1.0]
+        [--script rules.yaml] [--api-key-env NAME] [--model NAME ...]
 
 prints `READY http://127.0.0.1:PORT` once it listens, then serves until killed. Other processes read
 the counters at GET /_stats and inject faults with POST /_inject {"fault": "rate_limit", "times": 1,
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Fake OpenAI/Anthropic server for tests and offline dry runs.")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every generation request")
+    parser.add_argument("--latency-sigma", type=float, default=0.0,
+                        help="lognormal latencies with this sigma and mean --latency (the same for the same request)")
     parser.add_argument("--batch-delay", type=float, default=1.0, help="seconds a batch stays in progress")
     parser.add_argument("--script", help="YAML rules file (see msmkit.testing.responders)")
     parser.add_argument("--api-key-env", help="answer 401 unless requests present the key in this environment "
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
     try:
         serve_forever(args.port, args.latency, args.batch_delay, args.script, api_key=api_key,
-                      served_models=args.models)
+                      served_models=args.models, latency_sigma=args.latency_sigma)
     except MsmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
