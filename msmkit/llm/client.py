@@ -69,6 +69,10 @@ def make_backend(config: LLMConfig) -> Backend:
         from msmkit.llm.openai_backend import OpenAIBackend
 
         return OpenAIBackend(config)
+    if config.provider == "vllm":
+        from msmkit.llm.vllm_backend import VLLMBackend
+
+        return VLLMBackend(config)
     from msmkit.llm.local import LocalBackend
 
     return LocalBackend(config)
@@ -275,8 +279,9 @@ class LLMClient:
     async def _call_with_retries(self, request: LLMRequest) -> LLMResponse:
         backend = await self.backend()
         shared = self._shared
-        # A local model cannot hang on the network; remote calls get a guard above the SDK timeout.
-        guard = None if self.config.provider == "local" else self.config.timeout_s * 1.5 + 5
+        # A local model cannot hang on the network; remote calls get a guard above the SDK timeout. A vLLM backend
+        # guards its own requests: the first ones also wait for its server to load the model.
+        guard = None if self.config.provider in ("local", "vllm") else self.config.timeout_s * 1.5 + 5
         last_error: LLMError | None = None
         attempts = self.config.max_retries + 1
         for attempt in range(attempts):

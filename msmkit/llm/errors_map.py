@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import errno
+import re
 import socket
 import time
 from datetime import datetime
@@ -20,6 +21,12 @@ from msmkit.secrets import redact
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 _MAX_SERVER_MESSAGE = 300
+# vLLM's 400s for a prompt or max_tokens beyond max_model_len, and OpenAI's context_length_exceeded wording.
+_CONTEXT_WINDOW = re.compile(r"maximum context length|cannot be greater than max_model_len|context_length_exceeded",
+                             re.IGNORECASE)
+# vLLM (through transformers) when the served tokenizer has no chat template.
+_NO_CHAT_TEMPLATE = re.compile(r"default chat template is no longer allowed|tokenizer does not define one|"
+                               r"no chat template", re.IGNORECASE)
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -123,6 +130,15 @@ def status_error(status: int, message: str, retry_after: float | None, *, model_
     if status in _RETRYABLE_STATUS or status >= 500:
         label = "server overloaded" if status == 529 else "server error"
         return TransientLLMError(f"{label} ({status}): {message}", FailureKind.SERVER_ERROR, status, retry_after)
+    if status == 400 and _CONTEXT_WINDOW.search(message):
+        return PermanentLLMError(f"too long for the context window (400): {message}; shorten the prompt, lower "
+                                 "max_tokens, or serve the model with a longer context (vllm.max_model_len)",
+                                 FailureKind.CONTEXT_WINDOW, status)
+    if status == 400 and _NO_CHAT_TEMPLATE.search(message):
+        return PermanentLLMError(f"request rejected (400): the served model has no chat template ({message}); for a "
+                                 "base model set `base_model: true` (completion style through /v1/completions), else "
+                                 "give the server a chat template (a chat_template.jinja in the model folder)",
+                                 FailureKind.BAD_REQUEST, status)
     return PermanentLLMError(f"request rejected ({status}): {message}", FailureKind.BAD_REQUEST, status)
 
 

@@ -29,6 +29,7 @@ class FailureKind(str, enum.Enum):
     RATE_LIMITED = "rate_limited"  # 429
     SERVER_ERROR = "server_error"  # 5xx, Anthropic's 529 overloaded
     BAD_REQUEST = "bad_request"  # other 4xx: the request itself was refused
+    CONTEXT_WINDOW = "context_window"  # 400: prompt (+ max_tokens) longer than the served context window
     NO_API_KEY = "no_api_key"
     CONFIG = "config"  # the LLM config cannot work (e.g. openai_compatible without base_url)
     LOCAL_MODEL = "local_model"  # the in-process model could not load or generate
@@ -52,6 +53,7 @@ _LABELS = {
     FailureKind.RATE_LIMITED: "rate limited (429)",
     FailureKind.SERVER_ERROR: "server error",
     FailureKind.BAD_REQUEST: "request rejected",
+    FailureKind.CONTEXT_WINDOW: "too long for the context window",
     FailureKind.NO_API_KEY: "no API key",
     FailureKind.CONFIG: "unusable LLM config",
     FailureKind.LOCAL_MODEL: "local model failed",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import openai
 
@@ -41,10 +41,19 @@ def chat_body(request: LLMRequest, model: str) -> dict[str, Any]:
     return body
 
 
+def finish_reason(choice: dict[str, Any]) -> str:
+    """The normalised stop reason of a choice. vLLM answers finish_reason "stop" both at end of sequence and at a
+    stop string, and names the string it stopped at in `stop_reason` (an int there is a stop token id)."""
+    reason = _FINISH_REASONS.get(choice.get("finish_reason") or "stop", StopReason.END)
+    if reason == StopReason.END and isinstance(choice.get("stop_reason"), str):
+        return StopReason.STOP_SEQUENCE
+    return reason
+
+
 def parse_chat_completion(data: dict[str, Any], fallback_model: str) -> RawCompletion:
     choice = data["choices"][0]
     message = choice.get("message") or {}
-    stop = _FINISH_REASONS.get(choice.get("finish_reason") or "stop", StopReason.END)
+    stop = finish_reason(choice)
     if message.get("refusal"):
         stop = StopReason.REFUSAL
     usage = data.get("usage") or {}
@@ -62,10 +71,13 @@ def parse_chat_completion(data: dict[str, Any], fallback_model: str) -> RawCompl
 
 
 class OpenAIBackend:
-    def __init__(self, config: LLMConfig) -> None:
+    """`extra_body(request)` adds server-specific fields to every request body (vLLM's sampling extras)."""
+
+    def __init__(self, config: LLMConfig, *, extra_body: Callable[[LLMRequest], dict[str, Any]] | None = None) -> None:
         self.provider = config.provider
         self.model = config.model
         self.config = config
+        self.extra_body = extra_body
         key_env = config.api_key_env or ("OPENAI_API_KEY" if config.provider == "openai" else None)
         api_key = get_secret(key_env) if key_env else None
         if api_key is None:
@@ -89,7 +101,10 @@ class OpenAIBackend:
         try:
             # The SDK's raw `post` (its documented way to call any endpoint) skips per-call type
             # transforms and response model construction: ~1 ms CPU per request at high concurrency.
-            data = await self.client.post("/chat/completions", body=chat_body(request, self.model), cast_to=object)
+            body = chat_body(request, self.model)
+            if self.extra_body is not None:
+                body.update(self.extra_body(request))
+            data = await self.client.post("/chat/completions", body=body, cast_to=object)
         except Exception as exc:  # SDK errors and unwrapped transport errors
             raise map_sdk_error(exc, openai, timeout_s=self.config.timeout_s) from exc
         return parse_chat_completion(data, self.model)
@@ -108,6 +123,8 @@ class OpenAIBackend:
             kwargs["top_p"] = request.top_p
         if request.stop:
             kwargs["stop"] = list(request.stop)
+        if self.extra_body is not None:
+            kwargs["extra_body"] = self.extra_body(request)
         try:
             response = await self.client.completions.create(**kwargs)
         except Exception as exc:  # SDK errors and unwrapped transport errors
@@ -116,7 +133,8 @@ class OpenAIBackend:
         usage = response.usage
         return RawCompletion(
             text=choice.text,
-            stop_reason=_FINISH_REASONS.get(choice.finish_reason or "stop", StopReason.END),
+            stop_reason=finish_reason({"finish_reason": choice.finish_reason,
+                                       "stop_reason": getattr(choice, "stop_reason", None)}),
             usage=Usage(input_tokens=usage.prompt_tokens if usage else 0,
                         output_tokens=usage.completion_tokens if usage else 0),
             model=response.model or self.model,

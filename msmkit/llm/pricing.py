@@ -63,7 +63,7 @@ def price_for(config: LLMConfig) -> Price | None:
     """The user's `price:` if set, else the table's, else None (local and unknown servers)."""
     if config.price is not None:
         return config.price
-    if config.provider == "local":
+    if config.provider in ("local", "vllm"):  # weights on this machine: nothing to pay per token
         return None
     found = _table_price(config.provider, config.model)
     if found is None and config.describe() not in _warned:

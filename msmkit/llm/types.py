@@ -11,9 +11,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from msmkit.config import StrictModel
+from msmkit.llm.vllm_settings import VLLMSettings
 
 Role = Literal["system", "user", "assistant"]
-Provider = Literal["anthropic", "openai", "openai_compatible", "local"]
+Provider = Literal["anthropic", "openai", "openai_compatible", "local", "vllm"]
 
 
 class StopReason:
@@ -124,12 +125,14 @@ class LLMConfig(StrictModel):
     # Local backend only.
     device: str | None = None
     local_batch_size: int = 8
+    # provider vllm only: the server msmkit starts for the stage (model = a folder, adapter, hub name or embedded).
+    vllm: VLLMSettings | None = None
 
     @property
     def is_base_model(self) -> bool:
         if self.base_model is not None:
             return self.base_model
-        return self.provider == "local" and self.model == "embedded"
+        return self.provider in _SERVED_HERE and self.model == "embedded"
 
     def describe(self) -> str:
         where = f" @ {self.base_url}" if self.base_url else ""
@@ -143,7 +146,7 @@ class LLMConfig(StrictModel):
 
     def endpoint(self) -> str | None:
         """The normalised URL requests go to (None for local models); see `normalize_endpoint`."""
-        if self.provider == "local":
+        if self.provider in _SERVED_HERE:
             return None
         url = self.base_url or os.environ.get(_BASE_URL_ENV.get(self.provider, ""), "") or \
             _DEFAULT_ENDPOINTS.get(self.provider)
@@ -157,23 +160,30 @@ class LLMConfig(StrictModel):
         Remote: provider, served model name, normalised endpoint, chat or completion mode. Local: the
         content digest of the weights (base and adapter files, see `msmkit.llm.weights`), mode and
         context window; not the folder's path, so a copy shares answers and a retrained checkpoint at
-        the same path does not. Never a secret, and nothing that only changes how requests are sent:
-        concurrency, timeouts, retries, rate limits, the batch-API flag, cache path, prices, the API
-        key's variable name, the local device and batch size. Raises ModelNotFoundError (an MsmError)
+        the same path does not. vllm: as local, with the dtype the server loads the weights in and its context
+        window (vllm.max_model_len, else context_window), never the port it happened to listen on. Never a
+        secret, and nothing that only changes how requests are sent: concurrency, timeouts, retries, rate
+        limits, the batch-API flag, cache path, prices, the API key's variable name, the local device and
+        batch size, the vLLM server's GPU share and parallelism. Raises ModelNotFoundError (an MsmError)
         for a local model that is not on this machine; hashing large weights the first time takes a
         while (digests are kept in the msmkit cache, keyed by file path, size and times)."""
         identity: dict[str, Any] = {"provider": self.provider, "mode": self.prompt_mode}
-        if self.provider == "local":
+        if self.provider in _SERVED_HERE:
             from msmkit.llm.weights import local_weights_identity
 
             identity["weights"] = local_weights_identity(self.model)
             identity["context_window"] = self.context_window
+            if self.provider == "vllm":
+                settings = self.vllm or VLLMSettings()
+                identity["context_window"] = settings.max_model_len or self.context_window
+                identity["dtype"] = settings.dtype
         else:
             identity["model"] = self.model
             identity["endpoint"] = self.endpoint()
         return identity
 
 
+_SERVED_HERE = ("local", "vllm")  # weights on this machine: identified by their content, no endpoint
 _DEFAULT_ENDPOINTS = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
 _BASE_URL_ENV = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}  # read by the SDKs
 _DEFAULT_PORTS = {"http": 80, "https": 443}
