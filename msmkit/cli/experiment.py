@@ -55,6 +55,46 @@ def run(
         raise typer.Exit(1)
 
 
+def gate(
+    experiment: Path = typer.Argument(..., help="Experiment YAML with a `gate:` section (see "
+                                      "examples/experiments/gate_cheese_released.yaml)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<name>); rerunning continues it."),
+    preview: bool = typer.Option(False, "--preview", help="Print what would be downloaded and what the run costs; "
+                                 "run nothing, offline."),
+) -> None:
+    """Check msmkit against the paper: run (or continue) the experiment, then set each arm beside the paper's figure
+    for it, with the difference, pass/fail at the stated tolerance, n and what differs from the paper's setup."""
+    from msmkit.errors import ConfigError
+    from msmkit.experiment.config import load_experiment
+    from msmkit.experiment.paper_gate import released_inputs
+
+    config = load_experiment(experiment)
+    if config.gate is None:
+        raise ConfigError(f"{experiment}: no `gate:` section; add one naming the paper's figures to check, e.g. "
+                          "gate: {figures: [fig2, cheese-gate]}")
+    out = out or Path("runs") / config.name
+    console = Console(stderr=True, soft_wrap=True)
+    if preview:
+        from msmkit.experiment.preview import preview_experiment, print_preview
+        from msmkit.hub import describe_plan, format_plan
+
+        Console().print(format_plan(describe_plan(released_inputs(config))), markup=False, highlight=False)
+        projected = preview_experiment(experiment, out)
+        print_preview(projected, Console())
+        if projected.problems:
+            raise typer.Exit(1)
+        return
+    from msmkit.experiment.runner import run_experiment
+    from msmkit.io import read_json
+
+    outcome = run_experiment(experiment, out, console=console)
+    _print_outcome(outcome, console)
+    section = read_json(outcome.report_html.parent / "report.json").get("gate") or {}
+    Console().print(section.get("markdown", "no gate rows (nothing measured)"), markup=False, highlight=False)
+    if outcome.failed or outcome.blocked or not section.get("passed"):
+        raise typer.Exit(1)
+
+
 def status(run_dir: Path = typer.Argument(..., help="An experiment run folder.")) -> None:
     """What is done, running, failed and left in a run."""
     from msmkit.experiment.status import counts, read_status
@@ -97,4 +137,5 @@ def quickstart(
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("status")(status)
+    app.command("gate")(gate)
     app.command("quickstart")(quickstart)

@@ -66,6 +66,17 @@ class ArmConfig(StrictModel):
     description: str = ""
     midtrain: str | None = None
     aft: AftSource | None = None
+    # A trained model to evaluate as it is, without training: an adapter or checkpoint folder, or a released one
+    # by reference (hf:chloeli/llama-3.1-8b-pro-america-spec-msm-cheese-aft@REV).
+    adapter: str | None = None
+    paper_arm: str | None = None  # the paper's name for this arm (msmkit/paper/figures.yaml), for the gate
+
+    @model_validator(mode="after")
+    def _adapter_alone(self) -> "ArmConfig":
+        if self.adapter and (self.midtrain or self.aft):
+            raise ValueError(f"arm {self.name!r}: an `adapter` arm evaluates that model as it is; it cannot also "
+                             "midtrain or AFT (drop midtrain/aft, or the adapter)")
+        return self
 
     @field_validator("aft", mode="before")
     @classmethod
@@ -79,6 +90,8 @@ class ArmConfig(StrictModel):
     def describe(self) -> str:
         if self.description:
             return self.description
+        if self.adapter:
+            return f"the trained model {self.adapter}, evaluated without training"
         if self.midtrain is None and self.aft is None:
             return "the base model, untrained"
         parts = []
@@ -89,6 +102,19 @@ class ArmConfig(StrictModel):
         if self.aft:
             parts.append(self.aft.describe())
         return ", then ".join(parts)
+
+
+class GateConfig(StrictModel):
+    """Set measured arms (named by `paper_arm`) beside the paper's figures (msmkit/paper/figures.yaml)."""
+
+    figures: list[str] = Field(min_length=1)  # figure ids, e.g. [fig2, cheese-gate]
+    reference: Literal["paper", "replication"] = "paper"
+    tolerance: float = Field(0.05, ge=0)  # |measured - reference| allowed, as the replications gated
+    # Report metric -> the figure's eval name; by default "values: pro_america" -> pro_america and
+    # "agentic: decided" / "agentic: executed" -> agentic_misalignment.
+    evals: dict[str, str] = Field(default_factory=dict)
+    setup: dict[str, Any] = Field(default_factory=dict)  # setup keys msmkit cannot know (e.g. the judge used)
+    figures_file: str | None = None  # another figures file in the format of msmkit/paper/figures.yaml
 
 
 class SweepConfig(StrictModel):
@@ -115,7 +141,7 @@ class ExperimentConfig(StrictModel):
     provider_name: str | None = None
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     # name -> spec file (relative to the config file), or a variant of another spec
-    specs: dict[str, str | SpecVariantConfig] = Field(min_length=1)
+    specs: dict[str, str | SpecVariantConfig] = Field(default_factory=dict)  # empty: only adapter/base arms
     generator: LLMConfig = Field(default_factory=LLMConfig)
     judge: LLMConfig | None = None
     corpus: dict[str, Any] = Field(default_factory=dict)
@@ -135,12 +161,15 @@ class ExperimentConfig(StrictModel):
     # Pairs [first, second] compared item by item (first minus second); default: every arm against the first.
     comparisons: list[tuple[str, str]] | None = None
     sweep: SweepConfig | None = None
+    gate: GateConfig | None = None
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     notes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> "ExperimentConfig":
         names = [arm.name for arm in self.arms]
+        if not self.specs and any(arm.midtrain or arm.aft for arm in self.arms):
+            raise ValueError("arms that midtrain or AFT need `specs:` (name -> spec file)")
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"arm names must be unique; repeated: {', '.join(sorted(duplicates))}")

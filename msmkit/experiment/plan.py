@@ -21,6 +21,7 @@ from msmkit.experiment.store import inputs_key
 from msmkit.generate.aft.config import AftDataConfig
 from msmkit.generate.baselines.neutral import NeutralConfig
 from msmkit.generate.corpus.config import CorpusConfig
+from msmkit.hub import is_hub_ref
 from msmkit.stages.aft_data import AFT_DATA, MODE_TITLES, AftDataJob
 from msmkit.stages.contract import EvalPlanContext, FileInput, Source, StageJob, StageKind, StageRef
 from msmkit.stages.corpus import CORPUS, CorpusJob
@@ -201,7 +202,14 @@ class Planner:
         return self._add(AFT, f"AFT ({arm.aft}) {where}, seed {seed}{size_note}",
                          TrainJob("aft", data, start, config, cot=self.config.aft_cot, launcher=self.config.launcher))
 
-    def evaluation(self, model: StageRef | None, index: int, settings: Any, earlier: dict[str, StageRef]) -> StageRef:
+    def _adapter(self, arm: ArmConfig) -> str | None:
+        """An adapter arm's model: a hub reference as given, or a local folder made absolute."""
+        if arm.adapter is None or is_hub_ref(arm.adapter):
+            return arm.adapter
+        return str(self._path(arm.adapter, f"arms.{arm.name}.adapter"))
+
+    def evaluation(self, model: StageRef | None, index: int, settings: Any, earlier: dict[str, StageRef],
+                   adapter: str | None = None) -> StageRef:
         kind = eval_kind(settings)
         settings = kind.resolve(settings, self.config_dir)
         where = f"{self.config_path}: evals[{index}]"
@@ -210,9 +218,9 @@ class Planner:
                                   judge=self.config.judge, model_name=self.config.model_name,
                                   provider_name=self.config.provider_name, prompt_style=self.prompt_style,
                                   earlier=dict(earlier))
-        who = self.stages[model.key].label if model else "base model"
+        who = self.stages[model.key].label if model else (adapter or "base model")
         try:
-            job = kind.job_for(model or self.base_model, settings, context)
+            job = kind.job_for(model or adapter or self.base_model, settings, context)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         return self._add(kind, f"eval {settings.suite}: {who}", job)
@@ -223,7 +231,7 @@ class Planner:
         evals: dict[int, str] = {}
         earlier: dict[str, StageRef] = {}
         for index, settings in enumerate(self.config.evals):
-            ref = self.evaluation(model, index, settings, earlier)
+            ref = self.evaluation(model, index, settings, earlier, self._adapter(arm))
             earlier.setdefault(settings.suite, ref)
             evals[index] = ref.key
         return GridPoint(arm.name, seed, size, model.key if model else None, aft.key if aft else None, evals)

@@ -22,7 +22,8 @@ from msmkit.stages.contract import PreviewContext
 # Known base-model sizes (billions of parameters), for configs naming a hub model that is not cached here.
 KNOWN_PARAMS_B = {"embedded": 0.268, "google/gemma-3-270m": 0.268, "meta-llama/Llama-3.1-8B": 8.03,
                   "meta-llama/Llama-3.1-8B-Instruct": 8.03, "Qwen/Qwen3-32B": 32.8, "Qwen/Qwen3-32B-Base": 32.8,
-                  "Qwen/Qwen2.5-32B": 32.8, "Qwen/Qwen3-8B": 8.19, "Qwen/Qwen3-4B": 4.02}
+                  "Qwen/Qwen2.5-32B": 32.8, "Qwen/Qwen2.5-32B-Instruct": 32.8,
+                  "Qwen/Qwen2.5-14B-Instruct": 14.77, "Qwen/Qwen3-8B": 8.19, "Qwen/Qwen3-4B": 4.02}
 
 
 @dataclass

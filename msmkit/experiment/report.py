@@ -40,6 +40,25 @@ STAGE_HEADERS = ["stage", "kind", "folder", "state", "seconds", "cost (US$)", "i
 SWEEP_HEADERS = ["series", "eval", "AFT tokens", "value", "95% CI"]
 
 
+GATE_HEADERS = ["cell", "eval", "paper arm", "reference", "measured [95% CI]", "n", "difference [95% CI]", "result",
+                "what differs from the reference's setup"]
+
+
+def _gate_rows(gate: dict[str, Any] | None) -> list[list[str]]:
+    rows = []
+    for row in (gate or {}).get("rows", []):
+        arm = row["arm_label"] + (f" minus {row['minus_label']}" if row["minus_label"] else "")
+        reference = "none" if row["reference_value"] is None else f"{row['reference_value']:.3f} ({row['reference']})"
+        measured = "not measured" if row["measured"] is None else \
+            f"{row['measured']:.3f} {_interval(row['measured_low'], row['measured_high'])}"
+        difference = "" if row["difference"] is None else \
+            f"{row['difference']:+.3f} {_interval(row['difference_low'], row['difference_high'])}"
+        differs = row["setup_differences"] + [f"{key}: not recorded" for key in row["not_recorded"]]
+        rows.append([row["cell"], f"{row['eval']} ({row['metric']})", arm, reference, measured, str(row["n"] or ""),
+                     difference, row["status"], "; ".join(differs) or "none"])
+    return rows
+
+
 @dataclass(frozen=True)
 class Chart:
     title: str
@@ -134,6 +153,7 @@ def _context(data: ReportData, headline: Chart | None, charts: list[Chart], base
         "stage_rows": [[s.label or s.key, s.kind, s.key, s.state, _fmt(s.seconds, 1), f"{s.cost_usd:.4f}",
                         str(s.input_tokens), str(s.output_tokens)] for s in data.stages],
         "total_cost": sum(s.cost_usd for s in data.stages),
+        "gate_headers": GATE_HEADERS, "gate_rows": _gate_rows(data.gate),
         "samples": sorted(by_kind.items()),
     }
 
@@ -157,4 +177,5 @@ def write_report(data: ReportData, out_dir: str | Path) -> tuple[Path, Path]:
     html, markdown = _environments()
     html_path = atomic_write_text(out / "report.html", redact(html.get_template("report.html.jinja").render(context)))
     md_path = atomic_write_text(out / "report.md", redact(markdown.get_template("report.md.jinja").render(context)))
+    atomic_write_text(out / "report.json", redact(data.model_dump_json(indent=2)))  # the same numbers, as data
     return html_path, md_path

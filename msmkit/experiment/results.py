@@ -302,6 +302,8 @@ def collect_report_data(plan: Plan, store: StageStore) -> ReportData:
     results, missing = arm_results(plan, evaluations)
     sweep, missing_points = sweep_points(plan, store, evaluations)
     config = plan.config
+    from msmkit.experiment.paper_gate import gate_section
+
     return ReportData(
         title=config.title or f"Experiment {config.name}", experiment=config.name,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -309,6 +311,6 @@ def collect_report_data(plan: Plan, store: StageStore) -> ReportData:
         notes=config.notes + automatic_notes(plan, store) + missing + missing_points,
         arms={arm.name: arm.describe() for arm in config.arms}, results=results,
         comparisons=comparisons(plan, evaluations), sweep=sweep, counts=arm_counts(plan, evaluations),
-        heatmaps=condition_maps(plan, evaluations),
+        heatmaps=condition_maps(plan, evaluations), gate=gate_section(plan, results),
         data_stats=data_statistics(plan, store), stages=stage_costs(plan, store),
         samples=samples(plan, store) + choice_samples(plan, evaluations))

