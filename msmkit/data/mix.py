@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Sequence
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from msmkit.config import StrictModel
 from msmkit.data.chat import (
@@ -29,16 +29,34 @@ MixBy = Literal["tokens", "rows"]
 
 
 class MixConfig(StrictModel):
-    """Blend general instruction data into every AFT set (the paper mixed ~2M tokens of it)."""
+    """Blend general instruction data into every AFT set (the paper mixed ~2M tokens of it): your own data at a
+    ratio, or a named recipe over the paper's released `sft-it-mix` (msmkit.data.presets: cheese-paper, cheese-7k,
+    qwen-paper)."""
 
-    general: str  # JSONL or `datasets` folder of chat `messages`
-    ratio: float = Field(gt=0)  # general : AFT amount
+    general: str | None = None  # JSONL or `datasets` folder of chat `messages`
+    ratio: float | None = Field(None, gt=0)  # general : AFT amount
     by: MixBy = "tokens"
+    preset: str | None = None  # a recipe's name instead of general + ratio
+    dataset: str | None = None  # the preset's sft-it-mix: a pinned hf: reference or a local copy
     tokenizer: str | None = None  # HF tokenizer for token counts (else ~4 characters per token)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "MixConfig":
+        if self.preset is None and (self.general is None or self.ratio is None):
+            raise ValueError("give either general + ratio (your own instruction data) or preset (a recipe over the "
+                             "released sft-it-mix: cheese-paper, cheese-7k, qwen-paper)")
+        if self.preset is not None and self.general is not None:
+            raise ValueError("give general + ratio or preset, not both")
+        if self.preset is not None:
+            from msmkit.data.presets import get_preset
+
+            get_preset(self.preset)
+        return self
 
 
 def mix_datasets(aft: Sequence[dict[str, Any]], general: Sequence[dict[str, Any]], *, ratio: float,
-                 by: MixBy = "tokens", count: TokenCounter, seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                 by: MixBy = "tokens", count: TokenCounter, seed: int = 0
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(mixed rows shuffled with `seed`, stats). Takes all general rows, and says so, when there are too few."""
     if ratio < 0:
         raise ValueError(f"ratio must be >= 0, got {ratio}")
@@ -104,3 +122,23 @@ def mix_files(aft: Path, general: Path, out: Path, *, ratio: float, by: MixBy = 
                                                "general": str(general), "seed": seed})
     return MixOutputs(folder=out, aft_rows=stats["aft_rows"], general_rows_used=stats["general_rows_used"],
                       achieved_ratio=stats["achieved_ratio"], short_of_general_data=stats["short_of_general_data"])
+
+
+def mix_preset(aft: Path | None, preset_name: str, out: Path, *, dataset: str | None = None,
+               tokenizer: str | None = None) -> MixOutputs:
+    """A preset's instruction mix (alone, or shuffled with the AFT rows), its token shares checked against the
+    recipe and recorded."""
+    from msmkit.data.presets import build_instruction_mix, get_preset, load_preset_splits
+    from msmkit.offline import downloads_allowed
+
+    preset = get_preset(preset_name)
+    count, method = make_token_counter(tokenizer)
+    splits, resolved = load_preset_splits(preset, dataset=dataset, allow_download=downloads_allowed())
+    aft_rows = read_chat_dataset(aft) if aft is not None else None
+    mixed = build_instruction_mix(preset, splits, count=count, count_method=method, aft_rows=aft_rows,
+                                  dataset_record=resolved)
+    out.mkdir(parents=True, exist_ok=True)
+    mixed.write(out / MixOutputs.DATA, out / MixOutputs.DATASET)
+    atomic_write_json(out / MixOutputs.STATS, mixed.record)
+    return MixOutputs(folder=out, aft_rows=len(aft_rows or ()), general_rows_used=preset.rows, achieved_ratio=None,
+                      short_of_general_data=False)

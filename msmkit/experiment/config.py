@@ -22,7 +22,7 @@ from msmkit.stages.eval_capability import CapabilityEvalSettings
 from msmkit.stages.eval_values import ValuesEvalSettings
 from msmkit.train.launch import LauncherConfig
 
-AftSourceMode = Literal["shared", "spec", "deliberative", "anti"]
+AftSourceMode = Literal["shared", "spec", "deliberative", "anti", "instruction-mix"]
 
 
 class AftSource(StrictModel):
@@ -34,14 +34,16 @@ class AftSource(StrictModel):
     @classmethod
     def parse(cls, text: str) -> "AftSource":
         mode, _, spec = text.partition(":")
-        if mode == "shared" and not spec:
-            return cls(mode="shared")
+        if mode in ("shared", "instruction-mix") and not spec:
+            return cls(mode=mode)  # type: ignore[arg-type]
         if mode in ("spec", "deliberative", "anti") and spec:
             return cls(mode=mode, spec=spec)  # type: ignore[arg-type]
-        raise ValueError(f"aft must be 'shared' or one of spec:NAME, deliberative:NAME, anti:NAME (got {text!r})")
+        raise ValueError(f"aft must be 'shared', 'instruction-mix' or one of spec:NAME, deliberative:NAME, anti:NAME "
+                         f"(got {text!r})")
 
     def describe(self) -> str:
         return {"shared": "AFT on the shared AFT set", "spec": f"AFT on data from the {self.spec} spec",
+                "instruction-mix": "trained on the general instruction mix alone (the paper's baseline)",
                 "deliberative": f"deliberative-alignment AFT from the {self.spec} spec",
                 "anti": f"anti-spec AFT (inverted {self.spec} spec)"}[self.mode]
 
@@ -168,7 +170,7 @@ class ExperimentConfig(StrictModel):
     @model_validator(mode="after")
     def _references(self) -> "ExperimentConfig":
         names = [arm.name for arm in self.arms]
-        if not self.specs and any(arm.midtrain or arm.aft for arm in self.arms):
+        if not self.specs and any(arm.midtrain or (arm.aft and arm.aft.mode != "instruction-mix") for arm in self.arms):
             raise ValueError("arms that midtrain or AFT need `specs:` (name -> spec file)")
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
@@ -189,6 +191,9 @@ class ExperimentConfig(StrictModel):
                                  f"({', '.join(self.specs)})")
             if arm.aft and arm.aft.spec is not None and arm.aft.spec not in self.specs:
                 raise ValueError(f"arm {arm.name!r}: aft {arm.aft!r} names an unknown spec ({', '.join(self.specs)})")
+        if any(arm.aft and arm.aft.mode == "instruction-mix" for arm in self.arms) and self.aft_mix is None:
+            raise ValueError("an arm with aft: instruction-mix trains on aft_mix alone: set aft_mix (e.g. "
+                             "{preset: cheese-paper, dataset: hf:chloeli/sft-it-mix@REV})")
         for name in (self.neutral_match, self.shared_aft_spec):
             if name is not None and name not in self.specs:
                 raise ValueError(f"{name!r} is not a spec name ({', '.join(self.specs)})")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from msmkit.config import deep_merge, validate_config
+from msmkit.data.mix import MixConfig
 from msmkit.errors import ConfigError
 from msmkit.experiment.config import ArmConfig, ExperimentConfig, SpecVariantConfig
 from msmkit.experiment.registry import eval_kind
@@ -173,16 +174,29 @@ class Planner:
     def aft_data(self, arm: ArmConfig) -> StageRef:
         """The chat data an arm's AFT trains on (mixed with general data when the config says so)."""
         assert arm.aft is not None
-        source = arm.aft
+        source, mix = arm.aft, self._mix()
+        if source.mode == "instruction-mix":
+            assert mix is not None
+            return self._add(MIX, "general instruction data alone", MixJob(None, self._general(), mix, False))
         spec_name = source.spec or self.config.shared_aft_spec or next(iter(self.config.specs))
         mode = "aft" if source.mode in ("shared", "spec") else source.mode
         label = f"{MODE_TITLES[mode]} from spec {spec_name}"
         data = self._add(AFT_DATA, label, AftDataJob(mode, self.spec(spec_name), self._aft_settings()))
-        mix = self.config.aft_mix
         if mix is None:
             return data
-        general = FileInput(self._path(mix.general, "aft_mix.general"))
-        return self._add(MIX, f"{label} + general instruction data", MixJob(data, general, mix, self.config.aft_cot))
+        return self._add(MIX, f"{label} + general instruction data",
+                         MixJob(data, self._general(), mix, self.config.aft_cot))
+
+    def _mix(self) -> MixConfig | None:
+        """aft_mix with a local preset dataset made absolute (a hub reference stays as written)."""
+        mix = self.config.aft_mix
+        if mix is None or mix.dataset is None or is_hub_ref(mix.dataset):
+            return mix
+        return mix.model_copy(update={"dataset": str(self._path(mix.dataset, "aft_mix.dataset"))})
+
+    def _general(self) -> FileInput | None:
+        mix = self.config.aft_mix
+        return FileInput(self._path(mix.general, "aft_mix.general")) if mix and mix.general else None
 
     # -- training and evaluation -----------------------------------------------------------------
     def midtrain(self, source: str, seed: int) -> StageRef:

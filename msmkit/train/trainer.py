@@ -22,6 +22,7 @@ from accelerate import PartialState
 from msmkit.errors import ConfigError, MsmError
 from msmkit.fingerprint import content_hash
 from msmkit.io import atomic_write_json
+from msmkit.models.loading import own_chat_template
 from msmkit.runs import RunDir, package_versions
 from msmkit.train.config import AftTrainConfig, TrainStageConfig
 from msmkit.train.data import TokenizedRows, read_chats, read_corpus, tokenize_chats, tokenize_documents
@@ -73,8 +74,9 @@ def train_model(kind: Kind, cfg: TrainStageConfig, output_dir: str | Path, *, ru
         tokens = tokenize_documents(read_corpus(cfg.data.path, cfg.data.max_rows), tokenizer)
     else:
         assert isinstance(cfg, AftTrainConfig)
-        template = choose_chat_template(tokenizer, cfg.chat_template)
-        tokenizer.chat_template = template.text  # saved with every checkpoint, so evaluation uses the same one
+        # An adapter's (or checkpoint's) own template trains it and stays its template: never a substitute.
+        template = choose_chat_template(tokenizer, cfg.chat_template, own=own_chat_template(cfg.model.name))
+        tokenizer.chat_template = template.prompt_template  # saved with every checkpoint: evaluation uses it
         chats = read_chats(cfg.data.path, cot=cfg.data.cot, max_rows=cfg.data.max_rows)
         tokens = tokenize_chats(chats, tokenizer, template.text, max_length=cfg.data.max_length)
     if not tokens.rows:
@@ -288,7 +290,7 @@ def _record(kind, cfg, tokens: TokenizedRows, stats, planned, trainer, result, c
         "train_loss": result.training_loss, "final_loss": losses[-1] if losses else None, "losses": losses,
         "seconds": seconds, "resumed_from": resumed_from,
         "chat_template": None if template is None else {
-            "source": template.source, "sha256": hashlib.sha256(template.text.encode()).hexdigest()},
+            "source": template.source, "sha256": template.sha256},
         "config": cfg.model_dump(mode="json"), "versions": package_versions(),
     }
 
