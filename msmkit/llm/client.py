@@ -26,7 +26,7 @@ from msmkit.llm.failures import CALL_FAILED_PREFIX, FailureCause, FailureKind
 from msmkit.llm.pricing import cost_usd, price_for
 from msmkit.llm.progress import progress_bar
 from msmkit.llm.ratelimit import RateLimiter
-from msmkit.llm.structured import parse_structured
+from msmkit.llm.structured import parse_structured, schema_text
 from msmkit.llm.types import ChatMessage, LLMConfig, LLMRequest, LLMResponse, StopReason, identity_digest
 from msmkit.paths import cache_dir
 from msmkit.runs import RunDir
@@ -182,7 +182,8 @@ class LLMClient:
         """Answer, extract JSON, validate; on failure re-ask once with the error; never raises for bad JSON."""
         adapter = schema if isinstance(schema, TypeAdapter) else TypeAdapter(schema)
         responses: list[LLMResponse] = []
-        current = request
+        current = request if request.json_schema else request.model_copy(
+            update={"json_schema": schema_text(schema, adapter)})
         error = ""
         for attempt in range(2):
             try:
@@ -210,6 +211,7 @@ class LLMClient:
                     ),
                     system=current.system, max_tokens=current.max_tokens, temperature=current.temperature,
                     top_p=current.top_p, stop=current.stop, sample_index=current.sample_index,
+                    json_schema=current.json_schema,
                 )
         return StructuredResult(ok=False, error=error, response=responses[-1], responses=responses)
 

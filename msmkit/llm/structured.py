@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import PydanticUserError, TypeAdapter, ValidationError
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
 
@@ -65,3 +66,23 @@ def parse_structured(text: str, adapter: TypeAdapter[Any]) -> Any:
             f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()[:8]
         )
         raise ValueError(f"the JSON does not match the required schema ({problems})") from None
+
+
+def schema_text(schema: Any, adapter: TypeAdapter[Any]) -> str | None:
+    """The JSON schema of `adapter` as canonical JSON text (kept per `schema`), or None when it has none."""
+    try:
+        return _cached_schema_text(schema)
+    except TypeError:  # an unhashable schema object: work it out each time
+        return _schema_text(adapter)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_schema_text(schema: Any) -> str | None:
+    return _schema_text(schema if isinstance(schema, TypeAdapter) else TypeAdapter(schema))
+
+
+def _schema_text(adapter: TypeAdapter[Any]) -> str | None:
+    try:
+        return json.dumps(adapter.json_schema(), sort_keys=True)
+    except PydanticUserError:  # e.g. a custom type without a JSON schema
+        return None

@@ -45,6 +45,10 @@ class LLMRequest(BaseModel):
     stop: tuple[str, ...] = ()
     # Distinguishes deliberate repeat samples of the same prompt (e.g. 5 ideas from one prompt).
     sample_index: int = 0
+    # The JSON schema (as JSON text) a structured answer must follow (`LLMClient.complete_json` sets it). A server
+    # that can constrain decoding to it does (provider vllm); the others see only the prompt's own instructions.
+    # Not part of `digest`: the prompt already asks for that JSON, and caches written before it existed stay valid.
+    json_schema: str | None = None
 
     @classmethod
     def of(cls, user: str, *, system: str | None = None, **kwargs: object) -> "LLMRequest":
@@ -52,7 +56,7 @@ class LLMRequest(BaseModel):
 
     def digest(self, **context: str) -> str:
         """sha256 of every field of this request together with `context` (e.g. who answers it)."""
-        payload = {**context, **self.model_dump(mode="json")}
+        payload = {**context, **self.model_dump(mode="json", exclude={"json_schema"})}
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
         return hashlib.sha256(blob).hexdigest()
 

@@ -10,6 +10,7 @@ out, which the local backend and the API providers never do.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from msmkit.errors import MsmError
@@ -22,11 +23,14 @@ from msmkit.llm.vllm_settings import VLLMSettings
 
 
 def sampling_fields(request: LLMRequest) -> dict[str, Any]:
-    """vLLM's extra request fields: the seed and the sampling defaults msmkit means when a field is unset."""
+    """vLLM's extra request fields: the seed, the sampling defaults msmkit means when a field is unset, and the
+    schema of a structured answer."""
     fields: dict[str, Any] = {"seed": int(request.digest()[:8], 16) & 0x7FFFFFFF, "top_k": -1, "min_p": 0.0,
                               "repetition_penalty": 1.0}
     if request.top_p is None:
         fields["top_p"] = 1.0
+    if request.json_schema:  # guided decoding: the answer is valid JSON of that schema (unless cut at max_tokens)
+        fields["structured_outputs"] = {"json": json.loads(request.json_schema)}
     return fields
 
 
