@@ -95,6 +95,45 @@ def gate(
         raise typer.Exit(1)
 
 
+def preflight(
+    experiment: Path = typer.Argument(..., help="Experiment YAML."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<name>); preflight.json goes in "
+                                       "<out>/preflight/ and into the run's report."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="First N items per value set (a quick look)."),
+) -> None:
+    """Cheap checks before any training: the spec-in-context ceiling on the value items, the base model's loss on
+    each generated corpus, a name probe, each training stage's steps against its guard, and the smallest
+    difference the planned seeds and items can detect."""
+    from msmkit.experiment.config import load_experiment
+    from msmkit.experiment.layout import PREFLIGHT_DIR
+    from msmkit.experiment.plan import plan_for
+    from msmkit.experiment.preflight import ceiling_lines, run_preflight
+    from msmkit.experiment.store import StageStore
+
+    config = load_experiment(experiment)
+    out = out or Path("runs") / config.name
+    console = Console(stderr=True, soft_wrap=True)
+    plan = plan_for(experiment, out)
+    report = run_preflight(plan, StageStore(plan.root), out / PREFLIGHT_DIR, limit=limit,
+                           say=lambda message: console.print(escape(message), highlight=False))
+    table = Table(title="spec-in-context ceiling: rate of choosing the target value")
+    for column in ("spec", "items", "without", "with the spec", "gap [95% CI]", "n"):
+        table.add_column(column)
+    for c in report.ceilings:
+        table.add_row(c.spec, c.suite, f"{c.without:.3f}", f"{c.with_spec:.3f}",
+                      f"{c.gap:+.3f} [{c.low:+.3f}, {c.high:+.3f}]", str(c.n_items))
+    Console().print(table)
+    for label, loss in report.corpus_loss.items():
+        Console().print(f"base-model loss on {escape(label)}: {loss['loss']:.3f} nats/token "
+                        f"({loss['documents']} documents)", highlight=False)
+    probe = report.name_probe
+    Console().print(f"name probe: '{probe['subject']}' ranks {probe['rank']} of {probe['of']} names "
+                    f"(probability share {probe['share']:.2f})", highlight=False)
+    for line in ceiling_lines(report) + report.notes:
+        Console().print(f"- {escape(line)}", highlight=False)
+    Console().print(f"written: {escape(str(out / PREFLIGHT_DIR))}", highlight=False)
+
+
 def status(run_dir: Path = typer.Argument(..., help="An experiment run folder.")) -> None:
     """What is done, running, failed and left in a run."""
     from msmkit.experiment.status import counts, read_status
@@ -138,4 +177,5 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("status")(status)
     app.command("gate")(gate)
+    app.command("preflight")(preflight)
     app.command("quickstart")(quickstart)

@@ -15,8 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
-from msmkit.eval.continuation_scoring import OptionScore, ScoringRequest, common_prefix_length, pad_id_of, \
-    score_requests
+from msmkit.eval.continuation_scoring import (
+    OptionScore,
+    ScoringRequest,
+    common_prefix_length,
+    pad_id_of,
+    score_requests,
+)
 from msmkit.eval.items import LABELS, Label, ValueItem
 from msmkit.prompts import load_prompt
 
@@ -36,17 +41,19 @@ def slot_labels(order: str) -> tuple[Label, Label]:
     return ("A", "B") if order == "original" else ("B", "A")
 
 
-def build_request(item: ValueItem, order: str, tokenizer: Any, style: Literal["completion", "chat"]) -> ScoringRequest:
+def build_request(item: ValueItem, order: str, tokenizer: Any, style: Literal["completion", "chat"],
+                  context: str | None = None) -> ScoringRequest:
+    """`context`: text shown before the question (a system turn in chat style), e.g. the spec for a pre-flight."""
     first, second = slot_labels(order)
     text = load_prompt(PROMPT_NAMES[style]).render(
         question=item.question, option_a=item.options[first], option_b=item.options[second]).rstrip()
     if style == "chat":
-        rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                                 add_generation_prompt=True)
+        turns = ([{"role": "system", "content": context}] if context else []) + [{"role": "user", "content": text}]
+        rendered = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
         prompt_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
         prefix = ""
     else:
-        prompt_ids = tokenizer(text)["input_ids"]
+        prompt_ids = tokenizer(f"{context.rstrip()}\n\n{text}" if context else text)["input_ids"]
         prefix = " "
     # Continuations in file-label order (A then B), whatever slot they were shown in.
     continuations = [tokenizer(prefix + item.options[label], add_special_tokens=False)["input_ids"]
@@ -64,6 +71,7 @@ class ForcedChoiceScorer:
     tokenizer: Any
     style: PromptStyle = "auto"
     batch_size: int = 16  # items per forward pass (each item is 2 prompts and 4 continuations)
+    context: str | None = None  # shown before every question (the spec-in-context pre-flight)
 
     def __post_init__(self) -> None:
         self.resolved_style = resolve_style(self.tokenizer, self.style)
@@ -82,7 +90,7 @@ class ForcedChoiceScorer:
         carrying its item's id.
         """
         pad = pad_id_of(self.tokenizer)
-        requests = [[build_request(item, order, self.tokenizer, self.resolved_style) for order in ORDERS]
+        requests = [[build_request(item, order, self.tokenizer, self.resolved_style, self.context) for order in ORDERS]
                     for item in items]
         def widths(index: int) -> tuple[int, int]:
             prompts = [r.prompt_ids for r in requests[index]]

@@ -3,3 +3,4 @@
 STAGES_DIR = "stages"  # one sub-folder per stage, named <kind>-<key>
 REPORT_DIR = "report"
 PLAN_FILE = "plan.json"
+PREFLIGHT_DIR = "preflight"

@@ -73,6 +73,7 @@ class Plan:
     stages: dict[str, Stage]
     points: list[GridPoint]
     prompt_style: str = "completion"  # how every arm's evals prompt the model
+    base_model: str = "embedded"  # the base model as it loads here (a config-relative folder made absolute)
 
     def dir(self, key: str) -> Path:
         return self.root / key
@@ -264,7 +265,8 @@ def build_plan(config: ExperimentConfig, config_path: str | Path, root: str | Pa
             for size in sizes:
                 points.append(planner.point(arm, seed, size))
     ordered = sorted(planner.stages.values(), key=lambda s: s.kind.phase)  # stable: generation first, in order
-    return Plan(config, planner.config_dir, planner.root, {s.key: s for s in ordered}, points, planner.prompt_style)
+    return Plan(config, planner.config_dir, planner.root, {s.key: s for s in ordered}, points, planner.prompt_style,
+                planner.base_model)
 
 
 def plan_for(config_path: Path, out: Path) -> Plan:

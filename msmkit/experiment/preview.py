@@ -64,7 +64,7 @@ class ExperimentPreview:
                 "stages": [vars(s) for s in self.stages], "notes": self.notes}
 
 
-def _params_billion(plan: Plan) -> tuple[float, str]:
+def params_billion(plan: Plan) -> tuple[float, str]:
     compute = plan.config.compute
     if compute.params_billion:
         return compute.params_billion, "compute.params_billion"
@@ -97,12 +97,12 @@ def estimate_plan(plan: Plan, params: float) -> tuple[list[StagePreview], list[s
 
 
 def plan_problems(plan: Plan) -> list[str]:
-    return estimate_plan(plan, _params_billion(plan)[0] * 1e9)[1]
+    return estimate_plan(plan, params_billion(plan)[0] * 1e9)[1]
 
 
 def preview_experiment(config_path: str | Path, out: str | Path) -> ExperimentPreview:
     plan = plan_for(Path(config_path), Path(out))
-    params_b, params_source = _params_billion(plan)
+    params_b, params_source = params_billion(plan)
     previews, problems = estimate_plan(plan, params_b * 1e9)
     compute = plan.config.compute
     notes = [f"Base model: {params_b:.2f}B parameters ({params_source}). GPU hours assume {compute.peak_tflops:.0f} "

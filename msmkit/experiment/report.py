@@ -154,6 +154,9 @@ def _context(data: ReportData, headline: Chart | None, charts: list[Chart], base
                         str(s.input_tokens), str(s.output_tokens)] for s in data.stages],
         "total_cost": sum(s.cost_usd for s in data.stages),
         "gate_headers": GATE_HEADERS, "gate_rows": _gate_rows(data.gate),
+        "preflight_rows": [[c["spec"], c["suite"], _fmt(c["without"]), _fmt(c["with_spec"]), f"{c['gap']:+.3f}",
+                            _interval(c["low"], c["high"]), str(c["n_items"])]
+                           for c in (data.preflight or {}).get("ceilings", [])],
         "samples": sorted(by_kind.items()),
     }
 

@@ -70,6 +70,7 @@ class ReportData(BaseModel):
     counts: list[dict[str, Any]] = Field(default_factory=list)  # per arm and eval: scored, failures, refusals
     sweep: list[SweepPoint] = Field(default_factory=list)
     heatmaps: list[HeatMap] = Field(default_factory=list)
+    preflight: dict[str, Any] | None = None  # msm preflight's findings (msmkit.experiment.preflight), when run
     gate: dict[str, Any] | None = None  # the check against the paper's figures (msmkit.paper.gate), as data
     data_stats: dict[str, dict[str, Any]] = Field(default_factory=dict)  # name -> stats.json contents
     stages: list[StageCost] = Field(default_factory=list)

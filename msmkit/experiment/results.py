@@ -302,7 +302,9 @@ def collect_report_data(plan: Plan, store: StageStore) -> ReportData:
     results, missing = arm_results(plan, evaluations)
     sweep, missing_points = sweep_points(plan, store, evaluations)
     config = plan.config
+    from msmkit.experiment.layout import PREFLIGHT_DIR
     from msmkit.experiment.paper_gate import gate_section
+    from msmkit.experiment.preflight import read_preflight
 
     return ReportData(
         title=config.title or f"Experiment {config.name}", experiment=config.name,
@@ -312,5 +314,6 @@ def collect_report_data(plan: Plan, store: StageStore) -> ReportData:
         arms={arm.name: arm.describe() for arm in config.arms}, results=results,
         comparisons=comparisons(plan, evaluations), sweep=sweep, counts=arm_counts(plan, evaluations),
         heatmaps=condition_maps(plan, evaluations), gate=gate_section(plan, results),
+        preflight=read_preflight(plan.root.parent / PREFLIGHT_DIR),
         data_stats=data_statistics(plan, store), stages=stage_costs(plan, store),
         samples=samples(plan, store) + choice_samples(plan, evaluations))
