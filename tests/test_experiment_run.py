@@ -260,3 +260,25 @@ def test_training_under_accelerate_launch_with_general_data_mixed_in(tmp_path, t
     assert mixed["aft_rows"] == 8 and mixed["general_rows_used"] == 8
     record = read_json(next(stages.glob("aft-*")) / "aft" / "train_record.json")
     assert record["processes"] == 2 and record["rows"] == 16  # the AFT set and as many general rows
+
+
+def test_an_msm_dose_sweep_nested_with_the_aft_sweep_plans_each_pair_and_plots_the_dose(tmp_path, tiny) -> None:
+    with FakeLLMServer(ExperimentScript()) as server:
+        path = experiment(tmp_path, server, tiny, seeds=(0,), arms=[{"name": "msm-aft", "midtrain": "america",
+                                                                     "aft": "shared"}],
+                          sweep={"aft_examples": [4], "msm_documents": [2, 4], "arms": ["msm-aft"]},
+                          evals=[{"suite": "values", "items": ["pro_america"], "limit": 6}])
+        outcome = run_experiment(path, tmp_path / "run")
+    assert not outcome.failed and not outcome.blocked
+    kinds = Counter(key.rsplit("-", 1)[0] for key in outcome.executed)
+    assert kinds["midtrain"] == 3  # the whole corpus, its first 2 and its first 4 documents
+    assert kinds["aft"] == 3 * 2  # each MSM dose x (all 8 AFT examples, the first 4)
+    trained = {read_json(d / "midtrain" / "train_record.json")["rows"]
+               for d in (tmp_path / "run" / "stages").glob("midtrain-*")}
+    assert trained == {2, 4, 6}  # documents midtrained on (the corpus has 6)
+    markdown = outcome.report_md.read_text(encoding="utf-8")
+    assert "MSM tokens vs values: pro_america (dose response)" in markdown
+    assert "| msm-aft, AFT 4 | values: pro_america |" in markdown
+    dom = render_dom(outcome.report_html)
+    assert "MSM tokens vs values: pro_america (dose response)" in dom
+    assert len(re.findall(r"<img src=\"data:image/png;base64,[A-Za-z0-9+/=]+\"", dom)) >= 3

@@ -120,10 +120,18 @@ class GateConfig(StrictModel):
 
 
 class SweepConfig(StrictModel):
-    """AFT data-size sweep for the token-efficiency curve: each listed arm is trained at each size."""
+    """Data-size sweeps: the AFT size (the token-efficiency curve) and the MSM dose (midtraining on the first N
+    documents of its corpus), nested: each listed arm is trained at every combination of the sizes it has."""
 
-    aft_examples: list[int] = Field(min_length=1)
+    aft_examples: list[int] = Field(default_factory=list)
+    msm_documents: list[int] = Field(default_factory=list)
     arms: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _something_to_sweep(self) -> "SweepConfig":
+        if not self.aft_examples and not self.msm_documents:
+            raise ValueError("sweep needs aft_examples (AFT sizes) or msm_documents (MSM doses), or both")
+        return self
 
 
 class ComputeConfig(StrictModel):
@@ -205,9 +213,13 @@ class ExperimentConfig(StrictModel):
             unknown = [a for a in self.sweep.arms if a not in names]
             if unknown:
                 raise ValueError(f"sweep.arms names unknown arms: {', '.join(unknown)}")
-            without_aft = [a.name for a in self.arms if a.name in self.sweep.arms and not a.aft]
-            if without_aft:
-                raise ValueError(f"sweep.arms must have AFT to sweep its size: {', '.join(without_aft)}")
+            swept = [a for a in self.arms if a.name in self.sweep.arms]
+            if self.sweep.aft_examples and any(not a.aft for a in swept):
+                raise ValueError("sweep.arms must have AFT to sweep its size: "
+                                 f"{', '.join(a.name for a in swept if not a.aft)}")
+            if self.sweep.msm_documents and any(not a.midtrain for a in swept):
+                raise ValueError("sweep.arms must midtrain to sweep the MSM dose: "
+                                 f"{', '.join(a.name for a in swept if not a.midtrain)}")
         return self
 
     def comparison_pairs(self) -> list[tuple[str, str]]:

@@ -63,6 +63,8 @@ class GridPoint:
     model_stage: str | None  # None: the untrained base model
     aft_stage: str | None
     evals: dict[int, str]  # index in config.evals -> eval stage key
+    midtrain_stage: str | None = None
+    msm_documents: int | None = None  # None: the whole corpus
 
 
 @dataclass
@@ -84,7 +86,8 @@ class Plan:
     def as_json(self) -> dict[str, Any]:
         return {"stages": [{"key": s.key, "kind": s.kind.name, "label": s.label, "deps": list(s.deps)}
                            for s in self.ordered()],
-                "points": [{"arm": p.arm, "seed": p.seed, "aft_examples": p.aft_examples, "model_stage": p.model_stage,
+                "points": [{"arm": p.arm, "seed": p.seed, "aft_examples": p.aft_examples,
+                            "msm_documents": p.msm_documents, "model_stage": p.model_stage,
                             "aft_stage": p.aft_stage, "evals": {str(k): v for k, v in p.evals.items()}}
                            for p in self.points]}
 
@@ -165,7 +168,8 @@ class Planner:
         if value_free.preferences:
             value_free.preferences = str(self._path(value_free.preferences, "aft_data.value_free.preferences"))
         value_free.guard_specs = [str(self._path(p, "aft_data.value_free.guard_specs")) for p in value_free.guard_specs]
-        if self.config.sweep is not None:  # one set large enough for every sweep size; sizes take its first rows
+        if self.config.sweep is not None and self.config.sweep.aft_examples:
+            # one set large enough for every sweep size; sizes take its first rows
             settings.counts.examples = max(settings.counts.examples, *self.config.sweep.aft_examples)
         return settings
 
@@ -200,20 +204,22 @@ class Planner:
         return FileInput(self._path(mix.general, "aft_mix.general")) if mix and mix.general else None
 
     # -- training and evaluation -----------------------------------------------------------------
-    def midtrain(self, source: str, seed: int) -> StageRef:
+    def midtrain(self, source: str, seed: int, documents: int | None = None) -> StageRef:
         corpus = self.neutral() if source == "neutral" else self.corpus(source)
         config = self.train.midtrain.model_copy(deep=True)
-        config.optim.seed = seed
-        return self._add(MIDTRAIN, f"midtrain on {source} corpus, seed {seed}",
+        config.optim.seed, config.data.max_rows = seed, documents
+        dose = f", first {documents} documents" if documents else ""
+        return self._add(MIDTRAIN, f"midtrain on {source} corpus, seed {seed}{dose}",
                          TrainJob("midtrain", corpus, self.base_model, config, launcher=self.config.launcher))
 
-    def aft(self, arm: ArmConfig, seed: int, size: int | None) -> StageRef:
+    def aft(self, arm: ArmConfig, seed: int, size: int | None, documents: int | None = None) -> StageRef:
         data = self.aft_data(arm)
-        start: Source | str = self.midtrain(arm.midtrain, seed) if arm.midtrain else self.base_model
+        start: Source | str = self.midtrain(arm.midtrain, seed, documents) if arm.midtrain else self.base_model
         config = self.train.aft.model_copy(deep=True)
         config.optim.seed, config.data.max_rows = seed, size
         where = f"after midtrain on {arm.midtrain}" if arm.midtrain else "on the base model"
-        size_note = f", first {size} examples" if size else ""
+        size_note = (f", first {size} examples" if size else "") + (f", MSM on {documents} documents" if documents
+                                                                    else "")
         return self._add(AFT, f"AFT ({arm.aft}) {where}, seed {seed}{size_note}",
                          TrainJob("aft", data, start, config, cot=self.config.aft_cot, launcher=self.config.launcher))
 
@@ -240,16 +246,18 @@ class Planner:
             raise ConfigError(f"{where}: {exc}") from None
         return self._add(kind, f"eval {settings.suite}: {who}", job)
 
-    def point(self, arm: ArmConfig, seed: int, size: int | None) -> GridPoint:
-        aft = self.aft(arm, seed, size) if arm.aft else None
-        model = aft or (self.midtrain(arm.midtrain, seed) if arm.midtrain else None)
+    def point(self, arm: ArmConfig, seed: int, size: int | None, documents: int | None = None) -> GridPoint:
+        aft = self.aft(arm, seed, size, documents) if arm.aft else None
+        midtrain = self.midtrain(arm.midtrain, seed, documents) if arm.midtrain else None
+        model = aft or midtrain
         evals: dict[int, str] = {}
         earlier: dict[str, StageRef] = {}
         for index, settings in enumerate(self.config.evals):
             ref = self.evaluation(model, index, settings, earlier, self._adapter(arm))
             earlier.setdefault(settings.suite, ref)
             evals[index] = ref.key
-        return GridPoint(arm.name, seed, size, model.key if model else None, aft.key if aft else None, evals)
+        return GridPoint(arm.name, seed, size, model.key if model else None, aft.key if aft else None, evals,
+                         midtrain.key if midtrain else None, documents)
 
 
 def build_plan(config: ExperimentConfig, config_path: str | Path, root: str | Path) -> Plan:
@@ -259,11 +267,15 @@ def build_plan(config: ExperimentConfig, config_path: str | Path, root: str | Pa
     for seed in config.seeds:
         for arm in config.arms:
             sizes: list[int | None] = [None]
+            doses: list[int | None] = [None]
             if config.sweep is not None and arm.name in config.sweep.arms:
-                full = planner.aft_examples()  # the full set is the None point already
-                sizes += sorted({size for size in config.sweep.aft_examples if size < full})
-            for size in sizes:
-                points.append(planner.point(arm, seed, size))
+                if arm.aft and config.sweep.aft_examples:
+                    full = planner.aft_examples()  # the full set is the None point already
+                    sizes += sorted({size for size in config.sweep.aft_examples if size < full})
+                doses += sorted(set(config.sweep.msm_documents))
+            for documents in doses:
+                for size in sizes:
+                    points.append(planner.point(arm, seed, size, documents))
     ordered = sorted(planner.stages.values(), key=lambda s: s.kind.phase)  # stable: generation first, in order
     return Plan(config, planner.config_dir, planner.root, {s.key: s for s in ordered}, points, planner.prompt_style,
                 planner.base_model)

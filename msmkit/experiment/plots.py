@@ -107,3 +107,25 @@ def heatmap_chart(heat: HeatMap, out: Path) -> Path:
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def dose_chart(points: list[SweepPoint], out: Path) -> Path:
+    """Each series' metric against the MSM tokens it midtrained on, with interval bars: the dose response."""
+    series: dict[str, list[SweepPoint]] = defaultdict(list)
+    for point in points:
+        series[point.series].append(point)
+    fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=110)
+    for name, members in sorted(series.items()):
+        members.sort(key=lambda p: p.msm_tokens or 0)
+        lower = [p.value - p.ci_low if p.ci_low is not None else 0.0 for p in members]
+        upper = [p.ci_high - p.value if p.ci_high is not None else 0.0 for p in members]
+        ax.errorbar([p.msm_tokens for p in members], [p.value for p in members], yerr=[lower, upper], marker="o",
+                    capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("MSM training tokens")
+    ax.set_ylabel(points[0].eval_name)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out

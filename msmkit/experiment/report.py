@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from msmkit.experiment.plots import bar_chart, dissociation_chart, heatmap_chart, sweep_chart
+from msmkit.experiment.plots import bar_chart, dissociation_chart, dose_chart, heatmap_chart, sweep_chart
 from msmkit.experiment.report_data import ArmResult, ReportData
 from msmkit.io import atomic_write_text
 from msmkit.paths import safe_component
@@ -37,7 +37,7 @@ METHOD = ("Intervals: 95%, for the crossed design (every training seed scores th
 RESULT_HEADERS = ["eval", "metric", "arm", "mean", "95% CI", "n items", "seeds", "per seed", "note", "unit",
                   "outcomes", "dominant"]
 STAGE_HEADERS = ["stage", "kind", "folder", "state", "seconds", "cost (US$)", "input tokens", "output tokens"]
-SWEEP_HEADERS = ["series", "eval", "AFT tokens", "value", "95% CI"]
+SWEEP_HEADERS = ["series", "eval", "AFT tokens", "MSM tokens", "value", "95% CI"]
 
 
 GATE_HEADERS = ["cell", "eval", "paper arm", "reference", "measured [95% CI]", "n", "difference [95% CI]", "result",
@@ -91,10 +91,14 @@ def make_charts(data: ReportData, out_dir: Path) -> tuple[Chart | None, list[Cha
         name = f"bar-{index:02d}-{safe_component(eval_name)}.png"
         charts.append(Chart(f"{eval_name} ({metric})", bar_chart(results, out_dir / name)))
     by_eval: dict[str, list] = defaultdict(list)
+    by_dose: dict[str, list] = defaultdict(list)
     for point in data.sweep:
-        by_eval[point.eval_name].append(point)
+        (by_dose if point.msm_tokens is not None else by_eval)[point.eval_name].append(point)
     for index, (eval_name, points) in enumerate(sorted(by_eval.items())):
         charts.append(Chart(f"AFT tokens vs {eval_name}", sweep_chart(points, out_dir / f"sweep-{index:02d}.png")))
+    for index, (eval_name, points) in enumerate(sorted(by_dose.items())):
+        charts.append(Chart(f"MSM tokens vs {eval_name} (dose response)",
+                            dose_chart(points, out_dir / f"dose-{index:02d}.png")))
     for index, heat in enumerate(data.heatmaps):
         path = heatmap_chart(heat, out_dir / f"heat-{index:02d}.png")
         charts.append(Chart(f"{heat.eval_name} by arm and condition", path))
@@ -147,7 +151,8 @@ def _context(data: ReportData, headline: Chart | None, charts: list[Chart], base
         "comparison_headers": comparison_headers,
         "comparison_rows": [[str(row.get(h, "")) for h in comparison_headers] for row in data.comparisons],
         "sweep_headers": SWEEP_HEADERS,
-        "sweep_rows": [[p.series, p.eval_name, f"{p.aft_tokens:,}", _fmt(p.value), _interval(p.ci_low, p.ci_high)]
+        "sweep_rows": [[p.series, p.eval_name, f"{p.aft_tokens:,}", "" if p.msm_tokens is None else f"{p.msm_tokens:,}",
+                        _fmt(p.value), _interval(p.ci_low, p.ci_high)]
                        for p in sorted(data.sweep, key=lambda p: (p.eval_name, p.series, p.aft_tokens))],
         "stage_headers": STAGE_HEADERS,
         "stage_rows": [[s.label or s.key, s.kind, s.key, s.state, _fmt(s.seconds, 1), f"{s.cost_usd:.4f}",

@@ -33,6 +33,7 @@ class SweepPoint(BaseModel):
     series: str
     eval_name: str
     aft_tokens: int
+    msm_tokens: int | None = None  # set on the MSM-dose points: midtraining tokens
     value: float
     ci_low: float | None = None
     ci_high: float | None = None

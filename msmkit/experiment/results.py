@@ -54,8 +54,8 @@ class Evaluations:
         return found
 
 
-def _seed_points(plan: Plan, arm: str, size: int | None) -> list[GridPoint]:
-    return [p for p in plan.points if p.arm == arm and p.aft_examples == size]
+def _seed_points(plan: Plan, arm: str, size: int | None, documents: int | None = None) -> list[GridPoint]:
+    return [p for p in plan.points if p.arm == arm and p.aft_examples == size and p.msm_documents == documents]
 
 
 def _unique_eval_keys(points: list[GridPoint], index: int) -> list[str]:
@@ -192,22 +192,30 @@ def comparisons(plan: Plan, evaluations: Evaluations) -> list[dict[str, Any]]:
 
 
 def sweep_points(plan: Plan, store: StageStore, evaluations: Evaluations) -> tuple[list[SweepPoint], list[str]]:
-    """The curve's points, and each planned point that is missing with the reason."""
+    """The sweeps' points (AFT size, and MSM dose when swept), and each planned point that is missing with why."""
     if plan.config.sweep is None:
         return [], []
     points, missing = [], []
     for arm in plan.config.sweep.arms:
-        sizes = sorted({p.aft_examples for p in plan.points if p.arm == arm}, key=lambda s: (s is None, s or 0))
-        for size in sizes:
-            seed_points = _seed_points(plan, arm, size)
-            trained = [store.done_outputs(p.aft_stage) for p in seed_points]
-            if not all(isinstance(t, TrainedModel) for t in trained):
-                reasons = {store.record(p.aft_stage).error or store.record(p.aft_stage).state for p in seed_points
-                           if p.aft_stage and not isinstance(store.done_outputs(p.aft_stage), TrainedModel)}
-                missing.append(f"sweep point {arm} at {size or 'all'} AFT examples is missing: its AFT training is "
+        combos = sorted({(p.msm_documents, p.aft_examples) for p in plan.points if p.arm == arm},
+                        key=lambda c: tuple((s is None, s or 0) for s in c))
+        for documents, size in combos:
+            seed_points = _seed_points(plan, arm, size, documents)
+            model = [store.done_outputs(p.model_stage) for p in seed_points]
+            if not all(isinstance(t, TrainedModel) for t in model):
+                reasons = {store.record(p.model_stage).error or store.record(p.model_stage).state
+                           for p in seed_points if p.model_stage
+                           and not isinstance(store.done_outputs(p.model_stage), TrainedModel)}
+                where = f"{size or 'all'} AFT examples" + (f", MSM on {documents} documents" if documents else "")
+                missing.append(f"sweep point {arm} at {where} is missing: its training is "
                                f"{'; '.join(sorted(str(r) for r in reasons))}")
                 continue
-            tokens = round(sum(t.supervised_tokens for t in trained if isinstance(t, TrainedModel)) / len(trained))
+            aft = [store.done_outputs(p.aft_stage) for p in seed_points if p.aft_stage]
+            msm = [store.done_outputs(p.midtrain_stage) for p in seed_points if p.midtrain_stage]
+            aft_tokens = round(sum(t.supervised_tokens for t in aft if isinstance(t, TrainedModel)) / len(aft)) \
+                if aft else 0
+            msm_tokens = round(sum(t.tokens for t in msm if isinstance(t, TrainedModel)) / len(msm)) \
+                if documents and msm else None
             for index in range(len(plan.config.evals)):
                 keys = _finished(evaluations, _unique_eval_keys(seed_points, index))
                 if not keys:
@@ -218,8 +226,11 @@ def sweep_points(plan: Plan, store: StageStore, evaluations: Evaluations) -> tup
                     if estimated is None:
                         continue
                     interval = estimated[0]
-                    points.append(SweepPoint(series=arm, eval_name=metric, aft_tokens=tokens, value=interval.mean,
-                                             ci_low=interval.low, ci_high=interval.high))
+                    series = arm if documents is None or not plan.config.sweep.aft_examples else \
+                        f"{arm}, AFT {size or 'all'}"
+                    points.append(SweepPoint(series=series, eval_name=metric, aft_tokens=aft_tokens,
+                                             msm_tokens=msm_tokens, value=interval.mean, ci_low=interval.low,
+                                             ci_high=interval.high))
     return points, missing
 
 
