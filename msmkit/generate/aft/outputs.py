@@ -7,6 +7,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
+from msmkit.data.audits import (
+    AuditReferences,
+    AuditReport,
+    AuditSettings,
+    AuditSummary,
+    aft_rows,
+    audit_rows,
+    summary_from_stats,
+    write_audit,
+)
 from msmkit.data.chat import assistant_tokens, make_token_counter, total_tokens, write_jsonl_and_dataset
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.examples import Drop, Example, JudgeTally
@@ -18,7 +28,8 @@ from msmkit.stages.contract import ChatSet, Sample, first_rows, stats_view
 
 class AftDataOutputs(ChatSet):
     """An AFT data folder: the same demonstrations with and without chain of thought (JSONL and `datasets`
-    folders), drops, the deduplicated questions and their near duplicates, statistics and a plot."""
+    folders), drops, the deduplicated questions and their near duplicates, the integrity audit's flags,
+    statistics and a plot."""
 
     WITH_COT: ClassVar[str] = "aft_cot.jsonl"
     WITHOUT_COT: ClassVar[str] = "aft_nocot.jsonl"
@@ -27,6 +38,7 @@ class AftDataOutputs(ChatSet):
     DROPS: ClassVar[str] = "drops.jsonl"
     QUESTIONS: ClassVar[str] = "questions.jsonl"
     DUPLICATES: ClassVar[str] = "duplicates.jsonl"
+    AUDIT_FLAGS: ClassVar[str] = "audit_flags.jsonl"
     STATS: ClassVar[str] = "stats.json"
     PLOT: ClassVar[str] = "aft_stats.png"
     NOTE: ClassVar[str] = "QUALITY_NOTE.txt"
@@ -34,17 +46,21 @@ class AftDataOutputs(ChatSet):
     examples: dict[str, int]  # target, kept, shortfall, surplus_not_used, rounds
     judge_pass_rate: float | None = None
     quality_note: str | None = None
+    audit: AuditSummary | None = None  # the integrity audit's counts (None: not audited)
 
     @classmethod
     def from_stats(cls, folder: Path, stats: dict[str, Any]) -> "AftDataOutputs":
         return cls(folder=folder, examples=stats["examples"], judge_pass_rate=stats["judge"]["pass_rate_all_rounds"],
-                   quality_note=stats.get("quality_note"))
+                   quality_note=stats.get("quality_note"), audit=summary_from_stats(stats))
 
     def chat_file(self, cot: bool) -> Path:
         return self.folder / (self.WITH_COT if cot else self.WITHOUT_COT)
 
     def statistics(self) -> dict[str, Any] | None:
         return stats_view(self.folder / self.STATS)
+
+    def notes(self, label: str) -> list[str]:
+        return self.audit.notes(label) if self.audit else []
 
     def samples(self, label: str, n: int) -> list[Sample]:
         found = []
@@ -57,6 +73,27 @@ class AftDataOutputs(ChatSet):
 
 def quality_note(ctx: AftContext) -> str | None:
     return generation_note(ctx.client.config, ctx.judge_client.config if ctx.config.judge.enabled else None)
+
+
+# Styles whose reasoning cites the spec on purpose: their quotation rate is reported, never flagged.
+QUOTING_STYLES = ("rule", "deliberative")
+
+
+def audit_aft(ctx: AftContext, rows: list[dict[str, Any]], settings: AuditSettings) -> AuditReport | None:
+    """The integrity audit of the kept demonstrations (with their chain of thought), its flags written to the
+    audit flags file (None: turned off)."""
+    flags_file = ctx.run.path / AftDataOutputs.AUDIT_FLAGS
+    if not settings.enabled:
+        flags_file.unlink(missing_ok=True)
+        return None
+    if ctx.config.style in QUOTING_STYLES:
+        settings = settings.model_copy(update={"spec_quote_max_share": None})
+    identity = ctx.config.identity
+    references = AuditReferences(prompt_families=("aft",), spec_text=ctx.spec.text,
+                                 subject_names=tuple(n for n in (identity.model_name, identity.provider_name) if n))
+    report = audit_rows(aft_rows(rows), references, settings)
+    write_audit(report, flags_file)
+    return report
 
 
 def _messages(system: str | None, question: str, answer: str) -> list[dict[str, str]]:
@@ -86,7 +123,10 @@ def build_rows(ctx: AftContext, examples: list[Example]) -> tuple[list[dict[str,
 
 
 def write_outputs(ctx: AftContext, *, examples: list[Example], drops: list[Drop], pool: QuestionPool,
-                  tally: JudgeTally, surplus: int, rounds: int, extra: dict[str, Any]) -> dict[str, Any]:
+                  tally: JudgeTally, surplus: int, rounds: int, extra: dict[str, Any],
+                  audit: AuditSettings | None = None) -> dict[str, Any]:
+    """`audit`: the integrity audit's settings (which eval item sets to check against, thresholds); defaults to
+    the built-in value item sets and the agentic scenarios."""
     out = ctx.run.path
     with_cot, without_cot, method = build_rows(ctx, examples)
     write_jsonl_and_dataset(with_cot, out / AftDataOutputs.WITH_COT, out / AftDataOutputs.DATASET_WITH_COT)
@@ -94,6 +134,7 @@ def write_outputs(ctx: AftContext, *, examples: list[Example], drops: list[Drop]
     atomic_write_jsonl(out / AftDataOutputs.DROPS, [drop.as_dict() for drop in drops])
     atomic_write_jsonl(out / AftDataOutputs.QUESTIONS, [q.model_dump() for q in pool.unique])
     atomic_write_jsonl(out / AftDataOutputs.DUPLICATES, pool.duplicates)
+    report = audit_aft(ctx, with_cot, audit or AuditSettings())
     ctx.run.save_usage()
     target = ctx.config.counts.examples
     cot_tokens = [row["metadata"]["assistant_tokens"] for row in with_cot]
@@ -120,6 +161,7 @@ def write_outputs(ctx: AftContext, *, examples: list[Example], drops: list[Drop]
         "style": ctx.config.style, "generator": ctx.client.config.describe(),
         "identity": ctx.config.identity.model_dump(),
         "quality_note": quality_note(ctx),
+        "audit": report.statistics() if report else None,
         **extra,
     }
     ctx.run.write_json(AftDataOutputs.STATS, stats)

@@ -8,6 +8,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
+from msmkit.data.audits import (
+    AuditReferences,
+    AuditReport,
+    AuditSettings,
+    AuditSummary,
+    audit_rows,
+    corpus_rows,
+    summary_from_stats,
+    write_audit,
+)
 from msmkit.generate.corpus.assemble import Assembly, token_counter
 from msmkit.generate.corpus.context import CorpusContext
 from msmkit.generate.corpus.plots import plot_corpus_stats
@@ -20,12 +30,13 @@ from msmkit.stages.contract import DocumentSet, Sample, first_rows, stats_view
 
 class CorpusOutputs(DocumentSet):
     """An MSM corpus folder: the documents (JSONL and a `datasets` folder), why others were dropped, flags, the
-    decomposition tree, statistics and a plot."""
+    integrity audit's flags, the decomposition tree, statistics and a plot."""
 
     DOCUMENTS: ClassVar[str] = "corpus.jsonl"
     DATASET: ClassVar[str] = "dataset"
     DROPS: ClassVar[str] = "drops.jsonl"
     FLAGS: ClassVar[str] = "flags.jsonl"
+    AUDIT_FLAGS: ClassVar[str] = "audit_flags.jsonl"
     TREE: ClassVar[str] = "tree.json"
     STATS: ClassVar[str] = "stats.json"
     PLOT: ClassVar[str] = "corpus_stats.png"
@@ -34,21 +45,23 @@ class CorpusOutputs(DocumentSet):
     documents: dict[str, int]  # target, kept, shortfall, dropped
     tokens: int
     quality_note: str | None = None
+    audit: AuditSummary | None = None  # the integrity audit's counts (None: not audited)
 
     @classmethod
     def from_stats(cls, folder: Path, stats: dict[str, Any]) -> "CorpusOutputs":
         return cls(folder=folder, documents=stats["documents"], tokens=stats["token_lengths"]["total"],
-                   quality_note=stats.get("quality_note"))
+                   quality_note=stats.get("quality_note"), audit=summary_from_stats(stats))
 
     @property
     def documents_file(self) -> Path:
         return self.folder / self.DOCUMENTS
 
     def notes(self, label: str) -> list[str]:
+        found = self.audit.notes(label) if self.audit else []
         if not self.documents.get("shortfall"):
-            return []
+            return found
         return [f"{label}: {self.documents['shortfall']} of {self.documents['target']} planned documents are "
-                "missing after cleaning and top-ups"]
+                "missing after cleaning and top-ups", *found]
 
     def statistics(self) -> dict[str, Any] | None:
         return stats_view(self.folder / self.STATS)
@@ -60,6 +73,20 @@ class CorpusOutputs(DocumentSet):
 
 def quality_note(ctx: CorpusContext) -> str | None:
     return generation_note(ctx.client.config, ctx.judge_client.config if ctx.judge_client else None)
+
+
+def audit_corpus(ctx: CorpusContext, rows: list[dict[str, Any]], settings: AuditSettings) -> AuditReport | None:
+    """The integrity audit of the kept documents, its flags written to the audit flags file (None: turned off)."""
+    flags_file = ctx.run.path / CorpusOutputs.AUDIT_FLAGS
+    if not settings.enabled:
+        flags_file.unlink(missing_ok=True)
+        return None
+    subject = ctx.config.subject
+    references = AuditReferences(prompt_families=("corpus",), spec_text=ctx.spec.text,
+                                 subject_names=tuple(name for name in (subject.name, subject.provider) if name))
+    report = audit_rows(corpus_rows(rows), references, settings)
+    write_audit(report, flags_file)
+    return report
 
 
 def _tree(domains: list[Domain], subdomains: list[Subdomain], cells: list[DocTypeCell], assembly: Assembly,
@@ -83,7 +110,10 @@ def _tree(domains: list[Domain], subdomains: list[Subdomain], cells: list[DocTyp
 
 
 def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list[Subdomain], cells: list[DocTypeCell],
-                  assertions: dict[str, Any], assembly: Assembly, target: int, elapsed_s: float) -> dict[str, Any]:
+                  assertions: dict[str, Any], assembly: Assembly, target: int, elapsed_s: float,
+                  audit: AuditSettings | None = None) -> dict[str, Any]:
+    """`audit`: the integrity audit's settings (which eval item sets to check against, thresholds); defaults to
+    the built-in value item sets and the agentic scenarios."""
     out = ctx.run.path
     count, method = token_counter(ctx.config.tokenizer)
     subject = ctx.config.subject
@@ -96,6 +126,7 @@ def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list
     atomic_write_jsonl(out / CorpusOutputs.DROPS, [drop.model_dump() for drop in assembly.drops])
     atomic_write_jsonl(out / CorpusOutputs.FLAGS, ctx.flags)
     ctx.run.write_json(CorpusOutputs.TREE, _tree(domains, subdomains, cells, assembly, assertions))
+    report = audit_corpus(ctx, rows, audit or AuditSettings())
 
     lengths = [row["token_count"] for row in rows]
     ctx.run.save_usage()
@@ -121,6 +152,7 @@ def write_outputs(ctx: CorpusContext, *, domains: list[Domain], subdomains: list
         "elapsed_s": round(elapsed_s, 2),
         "stage_seconds": {stage: round(seconds, 3) for stage, seconds in ctx.timings.items()},
         "quality_note": quality_note(ctx),
+        "audit": report.statistics() if report else None,
     }
     ctx.run.write_json(CorpusOutputs.STATS, stats)
     plot_corpus_stats(stats, out / CorpusOutputs.PLOT)
