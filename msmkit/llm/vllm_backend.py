@@ -1,10 +1,13 @@
 """`provider: vllm`: msmkit starts a vLLM server for the stage, waits for it, asks it through the OpenAI-compatible
 backend and stops it when the stage's client closes (or at exit, or when this process dies: msmkit.llm.vllm_server).
 
-Requests carry what the local backend would use: a seed from the request's digest (a rerun gets the same answer;
-distinct `sample_index` values get distinct samples) and explicit neutral sampling fields, since vLLM otherwise
-applies the model's generation_config.json defaults (top_k, top_p, repetition_penalty) to fields a request leaves
-out, which the local backend and the API providers never do.
+Requests carry explicit neutral sampling fields, since vLLM otherwise applies the model's generation_config.json
+defaults (top_k, top_p, repetition_penalty) to fields a request leaves out, which the local backend and the API
+providers never do; structured answers are decoded to their JSON schema; with `vllm.seeded`, each request gets a
+seed from its digest, as the local backend seeds its sampler.
+
+A server that dies mid-stage (out of memory, an engine error) turns its requests' connection errors into one
+permanent failure that quotes the end of its log, instead of retries against a closed port.
 """
 
 from __future__ import annotations
@@ -22,16 +25,20 @@ from msmkit.llm.vllm_server import ServerLease, lease_server
 from msmkit.llm.vllm_settings import VLLMSettings
 
 
-def sampling_fields(request: LLMRequest) -> dict[str, Any]:
-    """vLLM's extra request fields: the seed, the sampling defaults msmkit means when a field is unset, and the
-    schema of a structured answer."""
-    fields: dict[str, Any] = {"seed": int(request.digest()[:8], 16) & 0x7FFFFFFF, "top_k": -1, "min_p": 0.0,
-                              "repetition_penalty": 1.0}
+def sampling_fields(request: LLMRequest, *, seeded: bool = False) -> dict[str, Any]:
+    """vLLM's extra request fields: the sampling defaults msmkit means when a field is unset, the schema of a
+    structured answer, and (`seeded`) a seed from the request's digest."""
+    fields: dict[str, Any] = {"top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}
     if request.top_p is None:
         fields["top_p"] = 1.0
+    if seeded:
+        fields["seed"] = int(request.digest()[:8], 16) & 0x7FFFFFFF
     if request.json_schema:  # guided decoding: the answer is valid JSON of that schema (unless cut at max_tokens)
         fields["structured_outputs"] = {"json": json.loads(request.json_schema)}
     return fields
+
+
+_CONNECTION_KINDS = (FailureKind.CONNECTION_REFUSED, FailureKind.CONNECTION_FAILED)
 
 
 class VLLMBackend:
@@ -60,6 +67,17 @@ class VLLMBackend:
             return await asyncio.wait_for(inner.complete(request), timeout=guard)
         except asyncio.TimeoutError:
             raise TransientLLMError(f"timed out: no answer within {guard:.0f} s", FailureKind.TIMED_OUT) from None
+        except TransientLLMError as exc:
+            if exc.kind in _CONNECTION_KINDS and self._lease is not None and not self._lease.server.running:
+                raise self._died() from exc
+            raise
+
+    def _died(self) -> PermanentLLMError:
+        server = self._lease.server if self._lease else None
+        code = server.process.poll() if server and server.process else None
+        where = f"; its log is {server.log_path}:\n{server.log_tail()}" if server else ""
+        return PermanentLLMError(f"local model failed: the vLLM server for {self.model} is gone (exit status {code})"
+                                 f"{where}", FailureKind.LOCAL_MODEL)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -105,4 +123,5 @@ class VLLMBackend:
         served = self.config.model_copy(update={
             "provider": "openai_compatible", "model": self._lease.model_name, "base_url": self._lease.server.base_url,
             "base_model": self.config.is_base_model, "api_key_env": None})
-        self._inner = OpenAIBackend(served, extra_body=sampling_fields)
+        seeded = self.settings.seeded
+        self._inner = OpenAIBackend(served, extra_body=lambda request: sampling_fields(request, seeded=seeded))

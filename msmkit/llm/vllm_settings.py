@@ -11,7 +11,7 @@ PYTHON_ENV = "MSM_VLLM_PYTHON"
 
 
 class VLLMSettings(StrictModel):
-    """The vLLM server started for a stage. Nothing here but `dtype` and `max_model_len` changes an answer."""
+    """The vLLM server started for a stage. Of these only `dtype` and `max_model_len` change what it answers."""
 
     python: str | None = Field(None, description=(
         "the Python interpreter that has vLLM installed; default: $MSM_VLLM_PYTHON, else .venv-vllm/bin/python "
@@ -32,6 +32,10 @@ class VLLMSettings(StrictModel):
         "extra environment variables for the server, e.g. CUDA_VISIBLE_DEVICES or VLLM_CPU_KVCACHE_SPACE"))
     extra_args: list[str] = Field(default_factory=list, description=(
         "more vLLM command-line arguments, passed as given (e.g. ['--max-num-seqs', '64'])"))
+    seeded: bool = Field(False, description=(
+        "send every request a seed drawn from its digest, so a request asked again gets the same answer and "
+        "distinct sample_index values distinct samples; needs a GPU build (vllm-cpu 0.32's engine crashes on a "
+        "seeded request whose prompt is prefilled in chunks)"))
     port: int = Field(0, ge=0, le=65535, description="port on 127.0.0.1; 0 picks a free one")
     startup_timeout_s: float = Field(1200.0, gt=0.0, description=(
         "how long to wait for the server to load the model and answer its health check"))

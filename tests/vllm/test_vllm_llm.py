@@ -1,5 +1,5 @@
 """The LLM layer against a real vLLM server: both prompt modes, stop reasons and token counts, truncation, the
-context window, structured answers, the response cache and answer identity, adapters and seeded samples."""
+context window, structured answers, the response cache and answer identity, adapters."""
 
 from __future__ import annotations
 
@@ -137,12 +137,3 @@ def test_an_adapter_is_served_by_the_running_server_and_changes_the_answer(vllm_
     assert plain_url == lora_url == vllm_server.base_url  # no second server was started
     assert lora.model == vllm_server.adapter_dir.name and plain.model == vllm_server.model_name
     assert lora.text != plain.text
-
-
-def test_a_sample_is_reproducible_and_sample_index_draws_another(vllm_server: VLLMTestServer, tmp_path: Path) -> None:
-    first = LLMRequest.of("Once upon a time", max_tokens=16, temperature=1.0)
-    second = first.model_copy(update={"sample_index": 1})
-    one = answered(ask(vllm_server.config(base_model=True, cache_path=str(tmp_path / "a.sqlite")), first)[0])
-    again, other = ask(vllm_server.config(base_model=True, cache_path=str(tmp_path / "b.sqlite")), first, second)
-    assert answered(again).text == one.text and not answered(again).cached
-    assert answered(other).text != one.text
