@@ -171,7 +171,12 @@ def test_a_killed_run_continues_where_it_stopped_with_identical_results(tmp_path
         assert server.stats.completions == uninterrupted_calls
     assert done_before and done_before <= set(resumed.reused)
     assert not set(resumed.executed) & done_before and not resumed.failed
-    assert set(resumed.executed) | set(resumed.reused) == set(whole.executed)
+    # The two runs' servers listen on different ports, and the endpoint is part of every generated stage's key,
+    # so their keys differ; their stages do not.
+    def kinds(keys: list[str]) -> Counter[str]:
+        return Counter(key.rsplit("-", 1)[0] for key in keys)
+
+    assert kinds(resumed.executed + resumed.reused) == kinds(whole.executed)
     assert _results(resumed.report_md) == _results(whole.report_md)
 
 

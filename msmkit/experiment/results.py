@@ -124,7 +124,7 @@ def _caveats(evaluations: Evaluations, keys: list[str], eval_name: str) -> list[
 
 def _scalar(arm: str, metric: str, values: list[float]) -> ArmResult:
     """A whole-model measurement (no items): with 2+ seeds, a t interval over seeds."""
-    interval = crossed_interval(np.array([values]).T, unit="seed") if len(values) > 1 else None
+    interval = crossed_interval(np.array([values]), unit="seed") if len(values) > 1 else None
     return ArmResult(arm=arm, eval_name=metric, metric="held-out perplexity (lower is better)"
                      if metric.endswith("perplexity") else metric,
                      mean=sum(values) / len(values), ci_low=interval.low if interval else None,
