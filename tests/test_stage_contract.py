@@ -21,6 +21,7 @@ from msmkit.experiment.quickstart import quickstart_config
 from msmkit.experiment.registry import EVAL_KINDS, STAGE_KINDS
 from msmkit.generate.aft.outputs import AftDataOutputs
 from msmkit.generate.baselines.neutral import NeutralOutputs
+from msmkit.eval.agentic.drivers import ReasoningOutputs
 from msmkit.eval.open_qa import OpenQAOutputs
 from msmkit.generate.corpus.outputs import CorpusOutputs
 from msmkit.stages.contract import StageOutputs
@@ -129,6 +130,7 @@ OUTPUT_EXAMPLES: list[StageOutputs] = [
     ValuesEvalOutputs(folder=Path("f"), suites={"pro_america": {"target_rate": {"mean": 0.5}}}),
     CapabilityOutputs(folder=Path("f"), perplexity=51.9, mc_accuracy={"mean": 0.4, "n": 61}),
     OpenQAOutputs(folder=Path("f"), score={"mean": 7.9, "n": 150}, questions=151, parse_failures=1, failures=0),
+    ReasoningOutputs(folder=Path("f"), labelled=80, transcripts=81, no_reasoning=1),
     AgenticOutputs(folder=Path("f"), rates={"decided": {"mean": 0.2}, "executed": {"mean": 0.1}, "errors": 0}),
 ]
 
@@ -147,7 +149,7 @@ def test_outputs_survive_their_done_json_round_trip(tmp_path, outputs) -> None:
 
 def test_each_kind_name_and_each_eval_suite_is_unique() -> None:
     assert len(STAGE_KINDS) == len({kind.outputs for kind in STAGE_KINDS.values()}) + 1  # midtrain + aft share one
-    assert set(EVAL_KINDS) == {"values", "capability", "agentic", "open_qa"}
+    assert set(EVAL_KINDS) == {"values", "capability", "agentic", "open_qa", "reasoning"}
 
 
 def _string_literals() -> dict[Path, set[str]]:

@@ -48,6 +48,9 @@ class CapabilityOutputs(EvalOutputs):
         return {"capability: MC accuracy": {r["id"]: 1.0 if r["correct"] else 0.0
                                             for r in capability_records(self.folder)}}
 
+    def counts(self) -> dict[str, int]:
+        return {"items scored": int(self.mc_accuracy.get("n") or 0)}
+
     def scalars(self) -> dict[str, float]:
         return {"capability: perplexity": self.perplexity}
 

@@ -69,16 +69,30 @@ class ValuesEvalOutputs(EvalOutputs):
         return {f"values: {suite}": item_outcomes(self.folder, suite) for suite in self.suites}
 
     def diagnostics(self) -> dict[str, dict[str, float]]:
-        return {f"values: {suite}": {"order_consistency": s["order_consistency_rate"]["mean"]}
-                for suite, s in self.suites.items() if s["order_consistency_rate"].get("mean") is not None}
+        found: dict[str, dict[str, float]] = {}
+        for suite, summary in self.suites.items():
+            rates = found.setdefault(f"values: {suite}", {})
+            if summary["order_consistency_rate"].get("mean") is not None:
+                rates["order_consistency"] = summary["order_consistency_rate"]["mean"]
+            if (summary.get("length_bias") or {}).get("correlation") is not None:
+                rates["length_correlation"] = summary["length_bias"]["correlation"]
+        return found
 
     @classmethod
     def caveats(cls, metric: str, diagnostics: dict[str, float]) -> list[str]:
+        notes = []
         consistency = diagnostics.get("order_consistency")
-        if consistency is None or consistency >= 0.5:
-            return []
-        return [f"only {consistency:.0%} of items get the same choice in both option orders: choices mostly follow "
-                "position, not content"]
+        if consistency is not None and consistency < 0.5:
+            notes.append(f"only {consistency:.0%} of items get the same choice in both option orders: choices mostly "
+                         "follow position, not content")
+        length = diagnostics.get("length_correlation")
+        if length is not None:
+            notes.append(f"choosing the target vs its relative length: r = {length:+.2f}"
+                         + (" (choices partly follow option length)" if abs(length) >= 0.3 else ""))
+        return notes
+
+    def counts(self) -> dict[str, int]:
+        return {"items scored": sum(int(s["target_rate"].get("n") or 0) for s in self.suites.values())}
 
     def chosen(self, suite: str) -> dict[str, str | None]:
         """Item id -> the value of the option this model chose (None: a tie)."""
@@ -173,7 +187,8 @@ class ValuesEvalStage(EvalStageKind[ValuesEvalJob, ValuesEvalOutputs]):
         finally:
             run.close()
         return ValuesEvalOutputs(folder=folder, suites={
-            name: {key: s[key] for key in ("target_rate", "position_bias_rate", "order_consistency_rate")}
+            name: {key: s.get(key) for key in ("target_rate", "position_bias_rate", "order_consistency_rate",
+                                               "length_bias")}
             | {"notes": s.get("notes", [])} for name, s in summaries.items()})
 
     def estimate(self, job: ValuesEvalJob, preview: PreviewContext) -> Estimate:
