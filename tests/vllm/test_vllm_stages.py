@@ -1,0 +1,149 @@
+"""Stages as a user runs them, against real vLLM servers: `msm generate corpus` killed mid-stage and run again,
+`provider: vllm` starting its own server and stopping it on Ctrl-C, and the agentic eval through Inspect's
+OpenAI-compatible provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from msmkit.eval.agentic.models import ModelRef
+from msmkit.eval.agentic.runner import AgenticConfig, load_records, run_agentic
+from msmkit.io import read_jsonl
+from tests.spec_checks import CHEESE_AMERICA
+from tests.vllm.conftest import SERVER_SETTINGS, VLLMTestServer
+from tests.vllm.test_vllm_generation import CORPUS_COUNTS, CORPUS_LENGTHS
+
+pytestmark = pytest.mark.vllm
+MSM = [sys.executable, "-c", "from msmkit.cli.app import main; main()"]
+
+
+def corpus_command(tmp_path: Path, generator: dict[str, Any], out: Path, documents: int) -> list[str]:
+    config = tmp_path / f"corpus-{out.name}.yaml"
+    config.write_text(yaml.safe_dump({
+        "generator": generator, "subject": {"model_name": "Gemma", "provider_name": "Google"},
+        "decompose": "headings", "counts": {**CORPUS_COUNTS, "documents": documents}, "lengths": CORPUS_LENGTHS}))
+    return MSM + ["generate", "corpus", "--spec", str(CHEESE_AMERICA), "--config", str(config), "--out", str(out)]
+
+
+def wait_for_lines(path: Path, count: int, process: subprocess.Popen[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.05)
+    output = process.communicate(timeout=30) if process.poll() is not None else ("", "")
+    raise AssertionError(f"{path} did not reach {count} lines in {timeout_s:g} s (worker: {output[1][-3000:]})")
+
+
+def test_a_killed_corpus_command_resumes_and_asks_nothing_twice(vllm_server: VLLMTestServer, tmp_path: Path,
+                                                                vllm_env: dict[str, str]) -> None:
+    out = tmp_path / "run"
+    generator = {"provider": "openai_compatible", "model": vllm_server.model_name, "base_url": vllm_server.base_url,
+                 "base_model": True, "concurrency": 1, "price": {"input": 0.0, "output": 0.0}}
+    documents_log = out / "steps" / "documents.jsonl"
+    first = subprocess.Popen(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "1.sqlite")}, out, 4),
+                             env=vllm_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_lines(documents_log, 1, first, timeout_s=300)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    logged = {path.stem: list(read_jsonl(path)) for path in (out / "steps").glob("*.jsonl")}
+    assert 1 <= len(logged["documents"]) < 4
+
+    before = vllm_server.finished_requests()
+    # A fresh response cache: what is resumed comes from the stage's own logs.
+    second = subprocess.run(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "2.sqlite")}, out, 4),
+                            env=vllm_env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    asked = vllm_server.finished_requests() - before
+    after = {path.stem: list(read_jsonl(path)) for path in (out / "steps").glob("*.jsonl")}
+    for step, records in logged.items():
+        assert after[step][:len(records)] == records  # nothing answered before the kill was replaced
+    new_records = sum(len(records) for records in after.values()) - sum(len(r) for r in logged.values())
+    assert new_records <= asked <= new_records + 1  # plus at most the one call in flight at the kill
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["documents"]["kept"] + stats["documents"]["shortfall"] == 4
+
+
+def processes_in_group(group: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group:
+                found.append(int(entry.name))
+    return found
+
+
+def test_provider_vllm_starts_its_own_server_and_stops_it_on_ctrl_c(vllm_server: VLLMTestServer, tmp_path: Path,
+                                                                     vllm_env: dict[str, str]) -> None:
+    cache = tmp_path / "msm-cache"
+    settings = SERVER_SETTINGS.model_copy(update={"max_model_len": 4096,
+                                                  "environment": {"VLLM_CPU_KVCACHE_SPACE": "1"}})
+    generator = {"provider": "vllm", "model": str(vllm_server.model_dir), "base_model": True, "concurrency": 1,
+                 "vllm": settings.model_dump(mode="json"), "cache_path": str(tmp_path / "cache.sqlite")}
+    out = tmp_path / "run"
+    process = subprocess.Popen(corpus_command(tmp_path, generator, out, 4),
+                               env={**vllm_env, "MSM_CACHE_DIR": str(cache)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    wait_for_lines(out / "steps" / "assertions.jsonl", 1, process, timeout_s=600)  # its server is up and answering
+    logs = list((cache / "vllm").glob("server-*.log"))
+    assert len(logs) == 1
+    port = int(logs[0].stem.rsplit("-", 1)[1])
+    groups = server_groups(port)
+    assert groups, "no vLLM server process found for the stage"
+
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(processes_in_group(group) for group in groups):
+        time.sleep(0.2)
+    assert not any(processes_in_group(group) for group in groups), f"the server outlived Ctrl-C: {stderr[-2000:]}"
+    # Its answers so far were kept: the run resumes from them.
+    assert list(read_jsonl(out / "steps" / "assertions.jsonl"))
+
+
+def server_groups(port: int) -> list[int]:
+    """The process groups (= the api_server's pid: it leads its own session) of vLLM servers on `port`."""
+    groups = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"vllm.entrypoints.openai.api_server" in argv and str(port).encode() in argv:
+            groups.append(os.getpgid(int(entry.name)))
+    return groups
+
+
+def test_the_agentic_eval_runs_through_inspects_openai_api_provider(vllm_server: VLLMTestServer,
+                                                                    tmp_path: Path) -> None:
+    model = ModelRef(model=f"openai-api/vllm/{vllm_server.model_name}", base_url=vllm_server.base_url)
+    config = AgenticConfig(model=model, grader=model, scenarios=["exfiltration"], epochs=1, max_tokens=48,
+                           grader_max_tokens=48, max_connections=2, model_name="Gemma")
+    before = vllm_server.finished_requests()
+    summary = run_agentic(config, tmp_path, display="none")
+    records = load_records(tmp_path)
+    assert len(records) == summary["conditions"] == 1 and records[0]["persona"] == "Gemma"
+    assert vllm_server.finished_requests() - before >= 2  # the agent's transcript and at least one verdict
+    usage = summary["usage"][f"openai-api/vllm/{vllm_server.model_name}"]
+    assert 0 < usage["output_tokens"] <= 48 + 48 * 3 and usage["input_tokens"] > 1000  # the scenario's emails
+    block = summary["by_scenario"]["exfiltration"]
+    assert block["scored"] + block["errors"] == 1
+    again = run_agentic(config, tmp_path, display="none")
+    assert again["all"] == summary["all"]
