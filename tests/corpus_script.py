@@ -62,20 +62,39 @@ class CorpusScript:
             self.hash_of_answer[reply.text] = request.prompt_hash
         return reply
 
+    @staticmethod
+    def stage_of(request: ScriptedRequest) -> str:
+        """Which corpus step a chat prompt belongs to ("" when none)."""
+        text = request.last_user
+        if "broad domains" in text:
+            return "domains"
+        if "subdomains" in text and "spec_excerpt" in text:
+            return "subdomains"
+        if "character assertions" in text:
+            return "assertions"
+        if "types of document" in text:
+            return "doc_types"
+        if "Propose exactly" in text or ("ideas for a" in text and "Give" in text):
+            return "ideas"
+        if "You are reviewing a document" in text:
+            return "judge"
+        if "<document></document>" in text:
+            return "documents"
+        return ""
+
     # -- the responder --------------------------------------------------------------------------
     def __call__(self, request: ScriptedRequest) -> Reply:
         text = request.last_user
         first = "already gave these" not in text
         if request.endpoint == "completions":
             return self._answer(request, self._continue(request, text))
-        if "broad domains" in text:
-            stage = "domains"
+        stage = self.stage_of(request)
+        if stage == "domains":
             n = self._count(stage, text, first)
             # Names come from the prompt, never from call order, so concurrent runs give identical corpora.
             offset = self._seed(request) % 10**6
             items = [{"name": f"Domain {offset}-{i}", "description": f"Theme {i} of the spec."} for i in range(n)]
-        elif "subdomains" in text and "spec_excerpt" in text:
-            stage = "subdomains"
+        elif stage == "subdomains":
             n = self._count(stage, text, first)
             sentences = self._spec_sentences(request)
             rng = random.Random(self._seed(request))
@@ -88,29 +107,26 @@ class CorpusScript:
                          if bad else rng.choice(sentences))
                 items.append({"name": f"Subdomain {self._seed(request) % 10**6}-{i}", "description": "A topic.",
                               "spec_excerpt": quote})
-        elif "character assertions" in text:
-            stage = "assertions"
+        elif stage == "assertions":
             n = self._count(stage, text, first)
             items = [{"kind": "value", "statement": f"{self.subject} holds value {i}.", "explanation": f"Reason {i}."}
                      for i in range(n)]
-        elif "types of document" in text:
-            stage = "doc_types"
+        elif stage == "doc_types":
             n = self._count(stage, text, first)
             items = [{"name": f"Type {self._seed(request) % 10**6}-{i}", "description": "Written for readers."}
                      for i in range(n)]
-        elif "Propose exactly" in text or ("ideas for a" in text and "Give" in text):
-            stage = "ideas"
+        elif stage == "ideas":
             n = self._count(stage, text, first)
             items = []
             for i in range(n):
                 with self.lock:
                     title = self.idea_titles.pop(0) if self.idea_titles else f"Idea {self._seed(request) % 10**8}-{i}"
                 items.append({"title": title, "description": "A premise.", "assertions": ["A1", "A2"]})
-        elif "You are reviewing a document" in text:
+        elif stage == "judge":
             self.calls["judge"] += 1
             keep = "[reject]" not in text
             return self._answer(request, Reply(json.dumps({"keep": keep, "reason": "fine" if keep else "invents values"})))
-        elif "<document></document>" in text:
+        elif stage == "documents":
             self.calls["documents"] += 1
             return self._answer(request, self._document(request, text))
         else:

@@ -61,6 +61,8 @@ class GenerationContext:
     # Batch-API providers: gather each step's calls into batches as they become ready (item-by-item generators).
     batch_windows: bool = False
     windows: dict[str, BatchWindow] = field(default_factory=dict)
+    # When the client's slots are all busy, steps with lower numbers go first (upstream steps unlock more work).
+    step_priority: dict[str, int] = field(default_factory=dict)
 
     def log(self, step: str) -> StepLog:
         if step not in self.logs:
@@ -77,7 +79,7 @@ class GenerationContext:
         client = self.step_client(step)
         await self._through_batch(step, client, request)
         try:
-            return await client.complete(request)
+            return await client.complete(request, priority=self.step_priority.get(step, 0))
         except LLMCallFailed as exc:
             self._failed(step, task, exc)
             return None
@@ -89,7 +91,7 @@ class GenerationContext:
         self.counters[step].requests += 1
         client = self.step_client(step)
         await self._through_batch(step, client, request)
-        result = await client.complete_json(request, schema)
+        result = await client.complete_json(request, schema, priority=self.step_priority.get(step, 0))
         if result.failure is not None:
             self._failed(step, task, result.failure)
             return None

@@ -4,6 +4,11 @@ Keyed by `LLMClient.cache_key`: the request (system, messages, sampling paramete
 joined with `LLMConfig.answer_identity()` (provider, model, endpoint, chat or completion mode, local
 weights' content). Only successful answers are stored; errors are never cached.
 
+Answers put from an event loop are written together at the end of that loop iteration, in one
+transaction (one commit for the dozens that arrive at once under high concurrency, instead of one
+each); they are served from memory until then, and the write happens before the loop waits on
+anything, so no answer is left unwritten while the client waits for the network.
+
 The file records the key scheme it was written under (table `meta`, row `schema_version`). A file from
 an older scheme (keys that did not name the endpoint, mode or weights) cannot tell whose answers it
 holds: its answers are dropped, once, with a warning, and never served. A file from a newer msmkit is
@@ -12,6 +17,7 @@ refused with an error naming it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -42,6 +48,9 @@ class ResponseCache:
         # One connection per thread: sqlite3 connections must not cross threads.
         self._local = threading.local()
         self._prepare(self._connect())
+        self._pending: dict[str, tuple[str, float]] = {}  # key -> (answer JSON, time), not yet written
+        self._pending_lock = threading.Lock()
+        self._flush_scheduled = False
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
         """Create the tables, or bring an old file to the current key scheme (in one write transaction,
@@ -82,23 +91,59 @@ class ResponseCache:
         return connection
 
     def get(self, key: str) -> LLMResponse | None:
-        row = self._connect().execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        response = LLMResponse.model_validate_json(row[0])
-        return response.model_copy(update={"cached": True})
+        pending = self._pending.get(key)
+        if pending is not None:
+            value = pending[0]
+        else:
+            row = self._connect().execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            value = row[0]
+        response = LLMResponse.model_validate_json(value)
+        response.cached = True
+        return response
 
     def put(self, key: str, response: LLMResponse) -> None:
-        value = response.model_copy(update={"cached": False}).model_dump_json()
-        self._connect().execute(
-            "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
-            (key, value, time.time()),
-        )
+        value = (response.model_copy(update={"cached": False}) if response.cached else response).model_dump_json()
+        with self._pending_lock:
+            self._pending[key] = (value, time.time())
+            if self._flush_scheduled:
+                return
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            self._flush_scheduled = loop is not None
+        if loop is None:
+            self.flush()
+        else:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every pending answer now (one transaction)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+            self._flush_scheduled = False
+        if not pending:
+            return
+        connection = self._connect()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany("INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
+                                   [(key, value, created) for key, (value, created) in pending.items()])
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            logger.warning("%s: could not store %d answers in the response cache (%s); the runs' own logs keep "
+                           "them, a rerun elsewhere would ask again", self.path, len(pending), exc)
 
     def __len__(self) -> int:
+        self.flush()
         return int(self._connect().execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
     def close(self) -> None:
+        self.flush()
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()

@@ -25,7 +25,7 @@ from msmkit.llm.cache import ResponseCache
 from msmkit.llm.failures import CALL_FAILED_PREFIX, FailureCause, FailureKind
 from msmkit.llm.pricing import cost_usd, price_for
 from msmkit.llm.progress import progress_bar
-from msmkit.llm.ratelimit import RateLimiter
+from msmkit.llm.ratelimit import PrioritySlots, RateLimiter
 from msmkit.llm.structured import parse_structured, schema_text
 from msmkit.llm.types import ChatMessage, LLMConfig, LLMRequest, LLMResponse, StopReason, identity_digest
 from msmkit.paths import cache_dir
@@ -107,7 +107,7 @@ class _Shared:
         self.answerer: str | None = None  # digest of config.answer_identity(), worked out on first use
         self.cache = ResponseCache(Path(config.cache_path) if config.cache_path else cache_dir() / "llm_cache.sqlite")
         self.limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
-        self.semaphore = asyncio.Semaphore(config.concurrency)
+        self.slots = PrioritySlots(config.concurrency)
         self.price = price_for(config)
         self.backend: Backend | None = None
         self.backend_lock = asyncio.Lock()
@@ -150,7 +150,9 @@ class LLMClient:
             shared.answerer = identity_digest(identity)
         return request.digest(answerer=shared.answerer)
 
-    async def complete(self, request: LLMRequest) -> LLMResponse:
+    async def complete(self, request: LLMRequest, *, priority: int = 0) -> LLMResponse:
+        """The answer, from the cache or the backend. When every concurrency slot is busy, lower `priority`
+        numbers get the next free one first."""
         key = self.cache_key(request)
         cached = self._shared.cache.get(key)
         if cached is not None:
@@ -163,7 +165,7 @@ class LLMClient:
         future: asyncio.Future[LLMResponse] = asyncio.get_running_loop().create_future()
         self._shared.inflight[key] = future
         try:
-            response = await self._call_with_retries(request)
+            response = await self._call_with_retries(request, priority)
             self._shared.cache.put(key, response)
             future.set_result(response)
         except asyncio.CancelledError:
@@ -178,7 +180,7 @@ class LLMClient:
         self._record(response)
         return response
 
-    async def complete_json(self, request: LLMRequest, schema: Any) -> StructuredResult[Any]:
+    async def complete_json(self, request: LLMRequest, schema: Any, *, priority: int = 0) -> StructuredResult[Any]:
         """Answer, extract JSON, validate; on failure re-ask once with the error; never raises for bad JSON."""
         adapter = schema if isinstance(schema, TypeAdapter) else TypeAdapter(schema)
         responses: list[LLMResponse] = []
@@ -187,7 +189,7 @@ class LLMClient:
         error = ""
         for attempt in range(2):
             try:
-                response = await self.complete(current)
+                response = await self.complete(current, priority=priority)
             except LLMCallFailed as exc:
                 return StructuredResult(ok=False, error=f"{CALL_FAILED_PREFIX}{exc}", responses=responses,
                                         failure=exc)
@@ -240,6 +242,7 @@ class LLMClient:
         return results
 
     async def aclose(self) -> None:
+        self._shared.cache.flush()
         if self.run is not None:
             self.run.save_usage()
         if self._shared.backend is not None:
@@ -278,7 +281,7 @@ class LLMClient:
         ceiling = min(self.config.retry_max_delay_s, self.config.retry_base_delay_s * (2 ** attempt))
         return random.uniform(ceiling / 2, ceiling)
 
-    async def _call_with_retries(self, request: LLMRequest) -> LLMResponse:
+    async def _call_with_retries(self, request: LLMRequest, priority: int = 0) -> LLMResponse:
         backend = await self.backend()
         shared = self._shared
         # A local model cannot hang on the network; remote calls get a guard above the SDK timeout. A vLLM backend
@@ -288,16 +291,19 @@ class LLMClient:
         attempts = self.config.max_retries + 1
         for attempt in range(attempts):
             await shared.limiter.acquire(estimate_tokens(request))
+            await shared.slots.acquire(priority)
             try:
-                async with shared.semaphore:
-                    raw = await asyncio.wait_for(backend.complete(request), timeout=guard)
+                async with asyncio.timeout(guard):  # no extra task per call, unlike wait_for on Python 3.11
+                    raw = await backend.complete(request)
                 return self.finish(request, raw)
             except PermanentLLMError as exc:
                 raise LLMCallFailed(failure_cause(self.config, exc), request, attempt + 1) from exc
             except TransientLLMError as exc:
                 error: LLMError = exc
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 error = TransientLLMError(f"timed out: no answer within {guard:.0f} s", FailureKind.TIMED_OUT)
+            finally:
+                shared.slots.release()
             last_error = error
             if attempt + 1 < attempts:
                 delay = self._backoff(attempt, error.retry_after)

@@ -1,8 +1,10 @@
-"""Requests-per-minute and tokens-per-minute limits as async token buckets."""
+"""Requests-per-minute and tokens-per-minute limits as async token buckets, and prioritised concurrency slots."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 
 
@@ -45,3 +47,38 @@ class RateLimiter:
             await self.requests.acquire(1.0)
         if self.tokens is not None:
             await self.tokens.acquire(float(estimated_tokens))
+
+
+class PrioritySlots:
+    """At most `capacity` holders at once; waiters get a slot lowest `priority` first, then in arrival order.
+
+    Item-by-item generators give upstream calls (an idea list that unlocks ten documents) a lower number, so
+    they never queue behind the documents already waiting."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.free = capacity
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    async def acquire(self, priority: int = 0) -> None:
+        if self.free > 0:
+            self.free -= 1
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._arrivals), granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():  # handed a slot as it was cancelled: pass it on
+                self.release()
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            granted = heapq.heappop(self._waiting)[2]
+            if not granted.done():
+                granted.set_result(None)
+                return
+        self.free += 1

@@ -139,6 +139,10 @@ class FakeLLMServer:
     def latency_s(self, value: float) -> None:
         self._core.latency_s = value
 
+    def latency_for(self, request: ScriptedRequest) -> float:
+        """The seconds this server makes `request` wait (see `latency_sigma`)."""
+        return self._core.latency_for(request)
+
     @property
     def responder(self) -> Callable[[ScriptedRequest], Any]:
         return self._core.responder

@@ -32,6 +32,9 @@ from msmkit.generate.corpus.records import Assertion, Domain, Idea, Subdomain, m
 from msmkit.llm.progress import GrowingProgress, growing_progress
 
 _MISSING = 1 << 30  # orders ideas asked for because a job came back short after the replacements of drops
+# Upstream first when the client's slots are all taken: an idea list unlocks its cell's documents.
+STEP_PRIORITY = {"domains": 0, "subdomains": 1, "assertions": 2, "doc_types": 2, "ideas": 3, "documents": 4,
+                 "judge": 5}
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ def subdomain_quotas(ctx: CorpusContext, subdomains: list[Subdomain]) -> dict[st
 class CorpusFlow:
     def __init__(self, ctx: CorpusContext) -> None:
         self.ctx = ctx
+        ctx.step_priority.update(STEP_PRIORITY)
         self.assembler = Assembler(ctx)
         self.max_round = ctx.config.counts.max_topup_rounds
         self.domains: dict[str, Domain] = {}
