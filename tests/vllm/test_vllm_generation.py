@@ -114,12 +114,12 @@ def test_aft_data_through_the_server(vllm_server: VLLMTestServer, tmp_path: Path
     assert stats["drops"].get("truncated", 0) == truncated  # every cut answer dropped as truncated, none kept
 
 
-@pytest.mark.parametrize("mode", ["completion", "chat"])
-def test_the_judged_value_eval_parses_every_verdict(vllm_server: VLLMTestServer, tmp_path: Path, mode: str) -> None:
+def test_the_judged_value_eval_parses_every_verdict(vllm_server: VLLMTestServer, tmp_path: Path) -> None:
+    # The evaluated base model answers in completion mode; the judge reads in chat mode.
     cache = str(tmp_path / "cache.sqlite")
     items = load_value_items("pro_affordability")[:2]
     run = RunDir(tmp_path / "run")
-    scorer = JudgedChoiceScorer(model=LLMClient(vllm_server.config(base_model=mode == "completion", cache_path=cache),
+    scorer = JudgedChoiceScorer(model=LLMClient(vllm_server.config(base_model=True, cache_path=cache),
                                                 run=run, stage="values/answers"),
                                 judge=LLMClient(vllm_server.config(cache_path=cache), run=run, stage="values/judge"),
                                 answer_max_tokens=32, judge_max_tokens=48)

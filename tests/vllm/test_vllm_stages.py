@@ -19,8 +19,9 @@ import yaml
 from msmkit.eval.agentic.models import ModelRef
 from msmkit.eval.agentic.runner import AgenticConfig, load_records, run_agentic
 from msmkit.io import read_jsonl
+from msmkit.llm.vllm_server import ServerLease
 from tests.spec_checks import CHEESE_AMERICA
-from tests.vllm.conftest import SERVER_SETTINGS, VLLMTestServer
+from tests.vllm.conftest import SERVER_SETTINGS, VLLMModels, VLLMTestServer
 from tests.vllm.test_vllm_generation import CORPUS_COUNTS, CORPUS_LENGTHS
 
 pytestmark = pytest.mark.vllm
@@ -29,9 +30,10 @@ MSM = [sys.executable, "-c", "from msmkit.cli.app import main; main()"]
 
 def corpus_command(tmp_path: Path, generator: dict[str, Any], out: Path, documents: int) -> list[str]:
     config = tmp_path / f"corpus-{out.name}.yaml"
+    lengths = {**CORPUS_LENGTHS, "list_max_tokens": 48, "document_max_tokens": 48}  # quick: the text is not the point
     config.write_text(yaml.safe_dump({
         "generator": generator, "subject": {"model_name": "Gemma", "provider_name": "Google"},
-        "decompose": "headings", "counts": {**CORPUS_COUNTS, "documents": documents}, "lengths": CORPUS_LENGTHS}))
+        "decompose": "headings", "counts": {**CORPUS_COUNTS, "documents": documents}, "lengths": lengths}))
     return MSM + ["generate", "corpus", "--spec", str(CHEESE_AMERICA), "--config", str(config), "--out", str(out)]
 
 
@@ -49,19 +51,18 @@ def test_a_killed_corpus_command_resumes_and_asks_nothing_twice(vllm_server: VLL
                                                                 vllm_env: dict[str, str]) -> None:
     out = tmp_path / "run"
     generator = {"provider": "openai_compatible", "model": vllm_server.model_name, "base_url": vllm_server.base_url,
-                 "base_model": True, "concurrency": 1, "price": {"input": 0.0, "output": 0.0}}
-    documents_log = out / "steps" / "documents.jsonl"
-    first = subprocess.Popen(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "1.sqlite")}, out, 4),
+                 "base_model": True, "concurrency": 2, "price": {"input": 0.0, "output": 0.0}}
+    first = subprocess.Popen(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "1.sqlite")}, out, 3),
                              env=vllm_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_lines(documents_log, 1, first, timeout_s=300)
+    wait_for_lines(out / "steps" / "ideas.jsonl", 1, first, timeout_s=300)  # killed mid-stage
     first.send_signal(signal.SIGKILL)
     first.wait()
     logged = {path.stem: list(read_jsonl(path)) for path in (out / "steps").glob("*.jsonl")}
-    assert 1 <= len(logged["documents"]) < 4
+    assert 1 <= len(logged["ideas"]) < 3 and len(logged.get("documents", [])) < 3
 
     before = vllm_server.finished_requests()
     # A fresh response cache: what is resumed comes from the stage's own logs.
-    second = subprocess.run(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "2.sqlite")}, out, 4),
+    second = subprocess.run(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "2.sqlite")}, out, 3),
                             env=vllm_env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     asked = vllm_server.finished_requests() - before
@@ -69,9 +70,9 @@ def test_a_killed_corpus_command_resumes_and_asks_nothing_twice(vllm_server: VLL
     for step, records in logged.items():
         assert after[step][:len(records)] == records  # nothing answered before the kill was replaced
     new_records = sum(len(records) for records in after.values()) - sum(len(r) for r in logged.values())
-    assert new_records <= asked <= new_records + 1  # plus at most the one call in flight at the kill
+    assert new_records <= asked <= new_records + 2  # plus at most the calls in flight at the kill
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["documents"]["kept"] + stats["documents"]["shortfall"] == 4
+    assert stats["documents"]["kept"] + stats["documents"]["shortfall"] == 3
 
 
 def processes_in_group(group: int) -> list[int]:
@@ -87,33 +88,33 @@ def processes_in_group(group: int) -> list[int]:
     return found
 
 
-def test_provider_vllm_starts_its_own_server_and_stops_it_on_ctrl_c(vllm_server: VLLMTestServer, tmp_path: Path,
-                                                                     vllm_env: dict[str, str]) -> None:
+def test_provider_vllm_starts_its_own_server_and_stops_it_on_ctrl_c(vllm_models: VLLMModels, vllm_lease: ServerLease,
+                                                                     tmp_path: Path, vllm_env: dict[str, str]) -> None:
+    # Needs the shared server only started (vllm_lease), so it runs while that one loads.
     cache = tmp_path / "msm-cache"
-    settings = SERVER_SETTINGS.model_copy(update={"max_model_len": 4096,
-                                                  "environment": {"VLLM_CPU_KVCACHE_SPACE": "1"}})
-    generator = {"provider": "vllm", "model": str(vllm_server.model_dir), "base_model": True, "concurrency": 1,
-                 "vllm": settings.model_dump(mode="json"), "cache_path": str(tmp_path / "cache.sqlite")}
-    out = tmp_path / "run"
-    process = subprocess.Popen(corpus_command(tmp_path, generator, out, 4),
+    generator = {"provider": "vllm", "model": str(vllm_models.model_dir), "base_model": True,
+                 "vllm": SERVER_SETTINGS.model_dump(mode="json"), "cache_path": str(tmp_path / "cache.sqlite")}
+    process = subprocess.Popen(corpus_command(tmp_path, generator, tmp_path / "run", 2),
                                env={**vllm_env, "MSM_CACHE_DIR": str(cache)}, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    wait_for_lines(out / "steps" / "assertions.jsonl", 1, process, timeout_s=600)  # its server is up and answering
-    logs = list((cache / "vllm").glob("server-*.log"))
-    assert len(logs) == 1
-    port = int(logs[0].stem.rsplit("-", 1)[1])
-    groups = server_groups(port)
-    assert groups, "no vLLM server process found for the stage"
-
+    # Ctrl-C once the stage's own server is up to its engine process (the API server and its engine core, one
+    # process group); waiting for it to answer too would only add a minute of loading the model.
+    groups: list[int] = []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        logs = list((cache / "vllm").glob("server-*.log")) if (cache / "vllm").is_dir() else []
+        groups = server_groups(int(logs[0].stem.rsplit("-", 1)[1])) if logs else []
+        if groups and len(processes_in_group(groups[0])) >= 2:
+            break
+        time.sleep(0.2)
+    assert groups and process.poll() is None, f"no vLLM server for the stage: {process.communicate()[1][-3000:]}"
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(processes_in_group(group) for group in groups):
+    while time.monotonic() < deadline and processes_in_group(groups[0]):
         time.sleep(0.2)
-    assert not any(processes_in_group(group) for group in groups), f"the server outlived Ctrl-C: {stderr[-2000:]}"
-    # Its answers so far were kept: the run resumes from them.
-    assert list(read_jsonl(out / "steps" / "assertions.jsonl"))
+    assert not processes_in_group(groups[0]), f"the server outlived Ctrl-C: {stderr[-2000:]}"
 
 
 def server_groups(port: int) -> list[int]:
