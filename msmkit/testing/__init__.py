@@ -6,6 +6,7 @@
         anthropic.Anthropic(api_key="test", base_url=server.anthropic_base_url)
         server.inject(Fault.RATE_LIMIT, times=1, retry_after=0.2)
         server.stats.completions, server.stats.by_prompt, server.requests[-1]
+    FakeLLMServer(responder, vllm=VLLMDialect(max_model_len=4096))  # answers as a vLLM server does
 
 Endpoints: OpenAI chat completions (plain and streamed), legacy completions, models, files and the
 Batch API; Anthropic messages (plain and streamed), count_tokens and Message Batches. Other processes
@@ -17,6 +18,7 @@ from msmkit.testing.fake_server import FakeLLMServer
 from msmkit.testing.process import FakeServerProcess
 from msmkit.testing.responders import ScriptedResponder, default_responder, load_script
 from msmkit.testing.types import Fault, Reply, ScriptedRequest, ServerStats
+from msmkit.testing.vllm_dialect import VLLMDialect
 
 __all__ = ["FakeLLMServer", "FakeServerProcess", "Fault", "Reply", "ScriptedRequest", "ScriptedResponder",
-           "ServerStats", "default_responder", "load_script"]
+           "ServerStats", "VLLMDialect", "default_responder", "load_script"]

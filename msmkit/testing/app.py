@@ -21,6 +21,7 @@ from msmkit.testing.batches import BatchStore
 from msmkit.testing.faults import TRANSPORT_FAULTS, FaultQueue, InjectedFault
 from msmkit.testing.generation import Completion, apply_content_fault, as_reply, finish
 from msmkit.testing.types import Fault, ScriptedRequest, ServerStats, estimate_tokens
+from msmkit.testing.vllm_dialect import VLLMDialect
 from msmkit.testing.wire_openai import BadRequest
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class FakeLLMCore:
 
     def __init__(self, responder: Responder, latency_s: float = 0.0, batch_delay_s: float = 1.0, *,
                  api_key: str | None = None, served_models: Iterable[str] | None = None,
+                 vllm: VLLMDialect | None = None,
                  latency_sigma: float = 0.0) -> None:
         self.responder = responder
         self.latency_s = latency_s
@@ -59,6 +61,8 @@ class FakeLLMCore:
         # served_models: generation requests naming another model get 404 model-not-found; None serves any.
         self.served_models = frozenset(served_models) if served_models is not None else None
         self.models: dict[str, None] = dict.fromkeys(sorted(self.served_models or {"fake-model"}))
+        # vllm: answer as a vLLM server does where it differs from the OpenAI API (msmkit.testing.vllm_dialect).
+        self.vllm = vllm
         self._cached_prefixes: set[tuple[str, str]] = set()
         self.batches = BatchStore(self._answer_batch_item, batch_delay_s)
         self._stopping: asyncio.Event | None = None
@@ -155,6 +159,10 @@ class FakeLLMCore:
         except (BadRequest, json.JSONDecodeError, UnicodeDecodeError) as exc:
             return self._error(api, 400, str(exc))
         self.requests.append(request)
+        if self.vllm is not None:
+            refused = self._vllm_refusal(request)
+            if refused is not None:
+                return web.json_response(refused[1], status=refused[0])
         if self.served_models is not None and request.model not in self.served_models:
             return self._unknown_model(api, request.model)
         self.models.setdefault(request.model, None)
@@ -187,8 +195,16 @@ class FakeLLMCore:
         if request.api == "anthropic":
             return wire_anthropic.message(request, done, *self._prompt_cache(cached_prefix, request.model))
         if request.endpoint == "chat":
-            return wire_openai.chat_completion(request, done, self._openai_auto_cache(request))
-        return wire_openai.legacy_completion(request, done)
+            answer = wire_openai.chat_completion(request, done, self._openai_auto_cache(request))
+        else:
+            answer = wire_openai.legacy_completion(request, done)
+        return answer if self.vllm is None else self.vllm.decorate(answer, done)
+
+    def _vllm_refusal(self, request: ScriptedRequest) -> tuple[int, dict[str, Any]] | None:
+        assert self.vllm is not None
+        if request.api == "openai" and self.served_models is not None and request.model not in self.served_models:
+            return self.vllm.unknown_model(request.model, sorted(self.served_models))
+        return self.vllm.refusal(request)
 
     def _answer_events(self, request: ScriptedRequest, done: Completion, cached_prefix: str | None) -> Iterator[bytes]:
         if request.api == "anthropic":
@@ -209,6 +225,8 @@ class FakeLLMCore:
                 self.stats.responder_errors += 1
             logger.exception("test-server responder failed")
             raise ResponderFailed(f"the test server's responder raised {type(exc).__name__}: {exc}") from exc
+        if self.vllm is not None and request.api == "openai":
+            request, reply = self.vllm.fit(request, reply)  # max_tokens shortened to the room the prompt leaves
         done = finish(request, apply_content_fault(reply, fault))
         with self.stats.lock:
             self.stats.completions += 1

@@ -16,6 +16,7 @@ from msmkit.testing.app import FakeLLMCore
 from msmkit.testing.faults import Matcher
 from msmkit.testing.responders import default_responder, load_script
 from msmkit.testing.types import Fault, Reply, ScriptedRequest, ServerStats
+from msmkit.testing.vllm_dialect import VLLMDialect
 
 SHUTDOWN_TIMEOUT_S = 1.0
 
@@ -45,13 +46,16 @@ class FakeLLMServer:
     `api_key`: requests must present this key, else 401 as the provider words it. `served_models`: the
     model names it answers; others get 404 model-not-found (None answers any name). `latency_sigma` > 0 makes
     latencies heavy-tailed: lognormal with mean `latency_s`, the same for the same request in every run.
+    `vllm`: answer OpenAI-format requests as a vLLM server does where it differs (stop_reason, its context window,
+    its errors; see msmkit.testing.vllm_dialect).
     """
 
     def __init__(self, responder: Callable[[ScriptedRequest], Reply | str | Any] = default_responder, *,
                  latency_s: float = 0.0, batch_delay_s: float = 1.0, port: int = 0, api_key: str | None = None,
-                 served_models: Sequence[str] | None = None, latency_sigma: float = 0.0) -> None:
+                 served_models: Sequence[str] | None = None, latency_sigma: float = 0.0,
+                 vllm: VLLMDialect | None = None) -> None:
         self._core = FakeLLMCore(responder, latency_s=latency_s, batch_delay_s=batch_delay_s, api_key=api_key,
-                                 served_models=served_models, latency_sigma=latency_sigma)
+                                 served_models=served_models, latency_sigma=latency_sigma, vllm=vllm)
         self._port = port
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
