@@ -43,8 +43,8 @@ CASES = {"interactive": Case("interactive", 2000, 64, 0.1, 1.15),
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen([sys.executable, "-m", "msmkit.testing.server", "--port", "0", "--latency", str(latency)],
-                               stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "msmkit.testing.server", "--port", "0", "--latency", str(latency)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline().strip()
     if not line.startswith("READY "):
