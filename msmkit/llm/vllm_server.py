@@ -255,8 +255,13 @@ class VLLMServer:
             raise VLLMServerError("the vLLM server was not started (call start() first)")
         code = self.process.poll()
         if code is not None:
+            tail = self.log_tail()
+            hint = ""
+            if "No module named 'vllm'" in tail:
+                hint = (f" ({vllm_python(self.settings)} has no vLLM: run scripts/install_vllm.sh, or point "
+                        f"vllm.python or ${PYTHON_ENV} at an interpreter that has it)")
             raise VLLMServerError(f"the vLLM server for {self.served.name} exited with status {code} before it was "
-                                  f"ready; its log is {self.log_path}:\n{self.log_tail()}")
+                                  f"ready{hint}; its log is {self.log_path}:\n{tail}")
         try:
             with urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as response:
                 listed = {entry.get("id") for entry in json.loads(response.read()).get("data", [])}

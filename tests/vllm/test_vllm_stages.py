@@ -19,7 +19,7 @@ import yaml
 from msmkit.eval.agentic.models import ModelRef
 from msmkit.eval.agentic.runner import AgenticConfig, load_records, run_agentic
 from msmkit.io import read_jsonl
-from msmkit.llm.vllm_server import ServerLease
+from msmkit.llm.vllm_server import ServerLease, VLLMServer, VLLMServerError
 from tests.spec_checks import CHEESE_AMERICA
 from tests.vllm.conftest import SERVER_SETTINGS, VLLMModels, VLLMTestServer
 from tests.vllm.test_vllm_generation import CORPUS_COUNTS, CORPUS_LENGTHS
@@ -148,3 +148,17 @@ def test_the_agentic_eval_runs_through_inspects_openai_api_provider(vllm_server:
     assert block["scored"] + block["errors"] == 1
     again = run_agentic(config, tmp_path, display="none")
     assert again["all"] == summary["all"]
+
+
+def test_a_server_not_ready_by_its_deadline_is_stopped_and_says_where_its_log_is(vllm_models: VLLMModels,
+                                                                                  vllm_lease: ServerLease,
+                                                                                  tmp_path: Path) -> None:
+    # Real vLLM takes far longer than 3 s to load; it must be stopped, not left loading. Runs while the shared
+    # server loads (vllm_lease), so it costs the tier nothing but these seconds.
+    server = VLLMServer(str(vllm_models.model_dir), SERVER_SETTINGS.model_copy(update={"startup_timeout_s": 3}),
+                        log_path=tmp_path / "server.log").start()
+    process = server.process
+    assert process is not None
+    with pytest.raises(VLLMServerError, match=r"not ready within 3 s \(vllm.startup_timeout_s\); its log is"):
+        server.wait_ready()
+    assert process.poll() is not None and not processes_in_group(process.pid)
