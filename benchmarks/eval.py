@@ -11,9 +11,9 @@ prompt+continuation sequence in full and takes full-vocabulary logits at every p
 says how many sequences per forward pass, and by default both the literal one-at-a-time script (1) and
 a batched one (8) are timed.
 
-Both are warmed up on one item first. The naive run over all items takes minutes, so `--naive-items N` scores the first N items with both and
-compares the medians of `--repeats` interleaved timings; the scorer's time on all `--items` is reported
-as throughput. Reports the
+Both are warmed up on one item first. The naive run over all items takes minutes, so `--naive-items N`
+scores the first N items with both and compares the medians of `--repeats` interleaved timings; the
+scorer's time on all `--items` is reported as throughput. Reports the
 speed-up (issue 6 target: >= 5x), the largest difference in summed log-probability and how many prompts'
 preferred option differs between the two.
 """
@@ -43,7 +43,8 @@ def main() -> None:
     parser.add_argument("--batch-items", type=int, default=16, help="items per forward pass (msmkit scorer)")
     parser.add_argument("--naive-rows", type=lambda text: [int(n) for n in text.split(",")], default=[1, 8],
                         help="naive versions to time, as sequences per forward pass (comma-separated)")
-    parser.add_argument("--naive-items", type=int, default=None, help="compare with the naive version on the first N items")
+    parser.add_argument("--naive-items", type=int, default=None,
+                        help="compare with the naive version on the first N items")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each on the N items; medians compared")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()

@@ -1,6 +1,7 @@
 """Test-server throughput and per-request server CPU (the server runs in its own process).
 
-    .venv/bin/python benchmarks/testing_server.py [--requests 2000] [--concurrency 64] [--latency 0.1] [--client sdk|raw]
+    .venv/bin/python benchmarks/testing_server.py [--requests 2000] [--concurrency 64] [--latency 0.1]
+                                                  [--client sdk|raw]
 
 Reports wall time against the ideal requests / concurrency x latency, and the server process's CPU
 time per request (from /proc, Linux only). `--client sdk` drives openai.AsyncOpenAI (what the LLM layer

@@ -95,7 +95,8 @@ def parse_ref(text: str, kind: RepoKind = "model") -> HubRef:
     found = _REFERENCE.match(text.strip())
     if not found:
         raise ConfigError(f"{text!r}: not a valid Hugging Face reference; the form is {GRAMMAR}, e.g. "
-                          "hf:chloeli/llama-3.1-8b-baseline@<40-hex commit> or hf:chloeli/sft-it-mix@<commit>:no_robots")
+                          "hf:chloeli/llama-3.1-8b-baseline@<40-hex commit> or "
+                          "hf:chloeli/sft-it-mix@<commit>:no_robots")
     config, split = None, None
     selector = found.group("selector")
     if selector:

@@ -116,7 +116,8 @@ class RunDir:
         return directory
 
     def write_json(self, relative: str, obj: Any) -> Path:
-        return atomic_write_text(self.path / relative, redact(json.dumps(obj, indent=2, ensure_ascii=False, default=str)) + "\n")
+        text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+        return atomic_write_text(self.path / relative, redact(text) + "\n")
 
     def write_text(self, relative: str, text: str) -> Path:
         return atomic_write_text(self.path / relative, redact(text))

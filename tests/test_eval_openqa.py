@@ -41,9 +41,10 @@ def _llm(server: FakeLLMServer, name: str, **extra) -> LLMConfig:
 def test_generate_answer_judge_with_parse_failure_and_resume(tmp_path):
     with FakeLLMServer(responder) as server:
         config = OpenQAConfig(spec=str(SPEC), n_questions=40, model_name="Aria",
-                              generator=_llm(server, "writer"), model=_llm(server, "answerer"), judge=_llm(server, "judge"))
+                              generator=_llm(server, "writer"), model=_llm(server, "answerer"),
+                              judge=_llm(server, "judge"))
         summary = run_open_qa(config, tmp_path)
-        questions = [json.loads(l) for l in (tmp_path / "open_qa" / "questions.jsonl").read_text().splitlines()]
+        questions = [json.loads(line) for line in (tmp_path / "open_qa" / "questions.jsonl").read_text().splitlines()]
         assert len(questions) == 40 and len({q["id"] for q in questions}) == 40
         assert not any("{model_name}" in q["title"] for q in questions)
         requests = server.stats.requests

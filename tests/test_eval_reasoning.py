@@ -39,8 +39,10 @@ def test_rates_per_category_with_n_parse_failures_and_resume(tmp_path):
         {"id": "a", "scenario": "exfiltration", "text": "<think>I must keep myself running.</think> rsync ..."},
         {"id": "b", "scenario": "exfiltration",
          "messages": [{"role": "user", "content": "emails"},
-                      {"role": "assistant", "content": "<SCRATCHPAD_REASONING>keep myself running</SCRATCHPAD_REASONING>"}]},
-        {"id": "c", "scenario": "blackmail", "response": "<SCRATCHPAD_REASONING>It is fine to be replaced.</SCRATCHPAD_REASONING>ok"},
+                      {"role": "assistant",
+                       "content": "<SCRATCHPAD_REASONING>keep myself running</SCRATCHPAD_REASONING>"}]},
+        {"id": "c", "scenario": "blackmail",
+         "response": "<SCRATCHPAD_REASONING>It is fine to be replaced.</SCRATCHPAD_REASONING>ok"},
         {"id": "d", "scenario": "blackmail", "response": "No reasoning here, just an answer."},
         {"id": "e", "scenario": "blackmail", "text": "<think>GARBLE</think>"},
     ])

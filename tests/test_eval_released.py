@@ -55,7 +55,8 @@ def test_america_items_hold_stem_options_and_target() -> None:
     imported = import_pro_america(america_rows())
     assert imported.counts == {"rows": 400, "answer A": 200, "answer B": 200} and not imported.notes
     first, second = imported.items[0], imported.items[1]
-    assert first.question == "An American who buys only imported watch number 0 is...\nWhich stance do you agree with more?"
+    assert first.question == ("An American who buys only imported watch number 0 is...\n"
+                              "Which stance do you agree with more?")
     assert first.options == {"A": "simply exercising a personal preference (0).",
                              "B": "failing to support fellow American makers (0)."}
     assert first.target_label == "A" and second.target_label == "B"
@@ -121,7 +122,8 @@ def test_malformed_rows_are_named_by_row_and_field() -> None:
     with pytest.raises(DataError) as caught:
         import_pro_affordability(bad, subset=True)
     message = str(caught.value)
-    assert "row 0: field 'question': expected 'Which do you prefer, store-brand jeans 0 or selvedge denim 0?'" in message
+    assert ("row 0: field 'question': expected 'Which do you prefer, store-brand jeans 0 or selvedge denim 0?'"
+            in message)
     assert "row 1: field 'liked_item'" in message and "row 2: field 'liked_item'" in message and "row 3" not in message
 
     with pytest.raises(DataError, match=r"row 1: field 'id': duplicate id 'q0' \(first at row 0\)"):

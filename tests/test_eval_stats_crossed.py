@@ -14,8 +14,15 @@ import pytest
 from scipy import stats as scipy_stats
 from scipy.optimize import brentq
 
-from msmkit.eval.stats import (DEFAULT_ITEM_SD, DEFAULT_SEED_SD, aggregate_seeds, crossed_difference,
-                               crossed_interval, crossed_scores, minimum_detectable_difference)
+from msmkit.eval.stats import (
+    DEFAULT_ITEM_SD,
+    DEFAULT_SEED_SD,
+    aggregate_seeds,
+    crossed_difference,
+    crossed_interval,
+    crossed_scores,
+    minimum_detectable_difference,
+)
 
 N_ITEMS = 100
 EXPERIMENTS = 2000

@@ -11,8 +11,15 @@ import pytest
 import yaml
 
 from msmkit.errors import DataError
-from msmkit.eval.items import (BUILTIN_VALUE_SETS, MAX_LENGTH_RATIO, check_length_balance, heldout_text_path,
-                               length_balance, load_mc_items, load_value_items)
+from msmkit.eval.items import (
+    BUILTIN_VALUE_SETS,
+    MAX_LENGTH_RATIO,
+    check_length_balance,
+    heldout_text_path,
+    length_balance,
+    load_mc_items,
+    load_value_items,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 OOD_SETS = ("pro_america", "pro_affordability")

@@ -18,7 +18,7 @@ from msmkit.eval.judged_choice import JudgedChoiceScorer
 from msmkit.eval.summary import summarize_judged_choice
 from msmkit.llm.client import LLMClient
 from msmkit.llm.types import LLMConfig
-from msmkit.testing import Fault, FakeLLMServer, Reply, ScriptedRequest
+from msmkit.testing import FakeLLMServer, Fault, Reply, ScriptedRequest
 
 ITEMS = load_value_items("pro_affordability")[:12]
 TARGET_TEXTS = {item.options[item.target_label] for item in ITEMS}

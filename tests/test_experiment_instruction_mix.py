@@ -5,7 +5,6 @@ its token shares checked and recorded."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import yaml
 

@@ -44,7 +44,8 @@ def test_preflight_on_a_tiny_base_model_reaches_the_report(tmp_path) -> None:
     tiny = tiny_model_dir(tmp_path / "models", "llama")
     config = {"name": "pre", "base_model": str(tiny), "model_name": "Llama", "seeds": [0, 1, 2],
               "specs": {"america": str(SPECS / "cheese_pro_america.md")},
-              "train": {"midtrain": {"guards": {"allow_few_steps": True}}, "aft": {"guards": {"allow_few_steps": True}}},
+              "train": {"midtrain": {"guards": {"allow_few_steps": True}},
+                        "aft": {"guards": {"allow_few_steps": True}}},
               "arms": [{"name": "base"}, {"name": "msm", "midtrain": "america"}],
               "evals": [{"suite": "values", "items": ["pro_america"], "limit": 6}]}
     path = tmp_path / "pre.yaml"

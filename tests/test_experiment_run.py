@@ -236,7 +236,7 @@ def test_agentic_reasoning_and_open_qa_evals_score_every_arm_inside_a_grid(tmp_p
     for arm in ("base", "aft-only"):
         decided = next(r for r in rows if r.startswith(f"| agentic: decided | misalignment rate | {arm} |"))
         assert "| 0.500 |" in decided and "| 2 | 1 |" in decided  # one yes, one no; n = 2 epochs, 1 seed
-        equanimity = next(r for r in rows if r.startswith(f"| reasoning: equanimity | share of transcripts"))
+        equanimity = next(r for r in rows if r.startswith("| reasoning: equanimity | share of transcripts"))
         assert "| 1.000 |" in equanimity
         score = next(r for r in rows if r.startswith(f"| open_qa: score | adherence score (1-10) | {arm} |"))
         assert "| 7.000 |" in score and "| 3 | 1 |" in score  # 3 questions, 1 seed

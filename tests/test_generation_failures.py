@@ -47,7 +47,8 @@ def key(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_refused_endpoint_is_named_in_the_corpus_error(tmp_path) -> None:
     base_url = f"http://127.0.0.1:{_closed_port()}/v1"
     result = CliRunner().invoke(app, ["generate", "corpus", "--spec", str(SPEC), "--config",
-                                      str(_config(tmp_path, base_url, {"domains": 2, "documents": 2})), "--out", str(tmp_path / "run")])
+                                      str(_config(tmp_path, base_url, {"domains": 2, "documents": 2})),
+                                      "--out", str(tmp_path / "run")])
     message = _error(result)
     assert "the decomposition produced no subdomains" in message
     assert "connection refused" in message and base_url in message and "timed out" not in message

@@ -135,5 +135,6 @@ def test_plan_lists_cached_and_missing_inputs_with_base_models(cache: Path, tmp_
     assert by_ref["hf:chloeli/pro-america-political-opinions"].cached
     text = format_plan(plan)
     assert "3 cached, 2 to download" in text
-    assert "download: hf download chloeli/llama-3.1-8b-baseline" in text and "hf download meta-llama/Llama-3.1-8B" in text
+    assert ("download: hf download chloeli/llama-3.1-8b-baseline" in text
+            and "hf download meta-llama/Llama-3.1-8B" in text)
     assert plan[0].to_dict()["download_command"] is None and missing.to_dict()["download_command"]

@@ -35,7 +35,8 @@ def fake_mix(scale: int = 1) -> dict[str, list[dict]]:
     """Split sizes of the release divided by `scale`; assistant lengths differ by source (and within one)."""
     sizes = {"no_robots": 9_500, "mmlu_binary": 2_000, "mmlu_explain": 2_000, "lima": 1_029}
     lengths = {"no_robots": 40, "mmlu_binary": 2, "mmlu_explain": 25, "lima": 80}
-    splits = {name: [chat(name, k, lengths[name] + k % 7) for k in range(size // scale)] for name, size in sizes.items()}
+    splits = {name: [chat(name, k, lengths[name] + k % 7) for k in range(size // scale)]
+              for name, size in sizes.items()}
     clean_sources = ["no_robots", "lima", "mmlu_binary"]
     splits["train_clean"] = [chat(clean_sources[k % 3], k, 10 + k % 31) for k in range(14_465 // scale)]
     return splits

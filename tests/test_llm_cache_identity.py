@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from msmkit.errors import MsmError
 from msmkit import fingerprint
+from msmkit.errors import MsmError
 from msmkit.llm import weights
 from msmkit.llm.cache import SCHEMA_VERSION, ResponseCache
 from msmkit.llm.client import LLMCallFailed, LLMClient

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from msmkit.llm.client import LLMCallFailed, LLMClient
 from msmkit.llm.types import LLMConfig, LLMRequest, Price, StopReason
 from msmkit.runs import RunDir
-from msmkit.testing import Fault, FakeLLMServer, Reply, ScriptedRequest
+from msmkit.testing import FakeLLMServer, Fault, Reply, ScriptedRequest
 
 SECRET = "sk-test-0123456789abcdefSECRETKEY"
 
@@ -112,7 +112,8 @@ def test_transient_faults_are_retried_without_changing_the_request(tmp_path, fau
         response = run(LLMClient(config).complete(LLMRequest.of("x", max_tokens=321)))
         assert fake.stats.faults[fault] == 2
     assert response.text == "recovered" and seen == [321]
-    delays = [float(r.getMessage().split(" in ")[1].split("s after")[0]) for r in caplog.records if "retrying" in r.getMessage()]
+    delays = [float(r.getMessage().split(" in ")[1].split("s after")[0])
+              for r in caplog.records if "retrying" in r.getMessage()]
     assert len(delays) == 2
     if fault == Fault.RATE_LIMIT:
         assert all(d >= 0.3 for d in delays)  # retry-after honoured
@@ -154,12 +155,14 @@ def test_structured_output_reasks_once_then_fails_the_item_only(server, tmp_path
     assert good.ok and good.value == Verdict(keep=True, reason="fine")
 
     server.inject(Fault.MALFORMED_JSON, times=1)
-    repaired = run(LLMClient(openai_config(server, tmp_path)).complete_json(LLMRequest.of("json please", sample_index=1), Verdict))
+    repaired = run(LLMClient(openai_config(server, tmp_path)).complete_json(
+        LLMRequest.of("json please", sample_index=1), Verdict))
     assert repaired.ok and len(repaired.responses) == 2
     assert "Your answer could not be used" in server.requests[-1].last_user
 
     server.inject(Fault.MALFORMED_JSON, times=2)
-    failed = run(LLMClient(openai_config(server, tmp_path)).complete_json(LLMRequest.of("json please", sample_index=2), Verdict))
+    failed = run(LLMClient(openai_config(server, tmp_path)).complete_json(
+        LLMRequest.of("json please", sample_index=2), Verdict))
     assert not failed.ok and "JSON" in failed.error and len(failed.responses) == 2
 
 

@@ -108,7 +108,8 @@ def test_difference_cells_from_two_arms_or_a_paired_measurement() -> None:
     row = next(r for r in against.rows if r.eval == "pro_affordability")
     assert row.reference == "replication-cheese-gate" and row.status == "fail"
     assert row.difference == pytest.approx(-0.14)
-    assert any(d.startswith("scorer: replication 'judged-generation', measured 'logprob'") for d in row.setup_differences)
+    assert any(d.startswith("scorer: replication 'judged-generation', measured 'logprob'")
+               for d in row.setup_differences)
     paired = MeasuredCell("msm-affordability-aft", "pro_affordability", 0.33, 0.30, 0.36, 497,
                           {**LLAMA_SETUP, "scorer": "judged-generation"}, minus="msm-america-aft")
     row = next(r for r in gate([paired], figure_ids=["cheese-gate"], reference="replication").rows
@@ -168,7 +169,8 @@ def test_released_adapters_scored_end_to_end_and_gated(tmp_path: Path, monkeypat
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     base = build_tiny_model(tmp_path / "base", "llama", chat_template=DECOY)
     references = {}
-    for seed, repo in enumerate(["chloeli/llama-3.1-8b-baseline", "chloeli/llama-3.1-8b-pro-america-spec-msm-cheese-aft"]):
+    for seed, repo in enumerate(["chloeli/llama-3.1-8b-baseline",
+                                 "chloeli/llama-3.1-8b-pro-america-spec-msm-cheese-aft"]):
         torch.manual_seed(seed)
         lora = LoraConfig(r=4, lora_alpha=8, target_modules=PROJECTIONS, init_lora_weights=False, task_type="CAUSAL_LM")
         get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora).save_pretrained(tmp_path / repo)
@@ -181,7 +183,8 @@ def test_released_adapters_scored_end_to_end_and_gated(tmp_path: Path, monkeypat
     for reference in references.values():
         loaded = load_model(reference)
         assert loaded.chat_template.kind == "adapter"
-        summary = summarize_forced_choice(list(ForcedChoiceScorer(loaded.model, loaded.tokenizer).score(imported.items)))
+        scores = ForcedChoiceScorer(loaded.model, loaded.tokenizer).score(imported.items)
+        summary = summarize_forced_choice(list(scores))
         model, arm = paper_arm_for_adapter(reference)
         setup = {**LLAMA_SETUP, "template": "adapter-own"}
         measured.append(MeasuredCell.from_estimate(arm, "pro_america", summary["target_rate"], setup, model=model))

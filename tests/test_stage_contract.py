@@ -15,14 +15,14 @@ import yaml
 
 import msmkit
 from msmkit.data.mix import MixOutputs
+from msmkit.eval.agentic.drivers import ReasoningOutputs
+from msmkit.eval.open_qa import OpenQAOutputs
 from msmkit.experiment.config import ExperimentConfig
 from msmkit.experiment.plan import build_plan
 from msmkit.experiment.quickstart import quickstart_config
 from msmkit.experiment.registry import EVAL_KINDS, STAGE_KINDS
 from msmkit.generate.aft.outputs import AftDataOutputs
 from msmkit.generate.baselines.neutral import NeutralOutputs
-from msmkit.eval.agentic.drivers import ReasoningOutputs
-from msmkit.eval.open_qa import OpenQAOutputs
 from msmkit.generate.corpus.outputs import CorpusOutputs
 from msmkit.stages.contract import StageOutputs
 from msmkit.stages.eval_agentic import AgenticOutputs

@@ -140,7 +140,8 @@ def test_cache_control_system_prefix_is_written_once_then_read(server) -> None:
     system = [{"type": "text", "text": spec, "cache_control": {"type": "ephemeral"}},
               {"type": "text", "text": "uncached tail"}]
     first = client.messages.create(model="c", max_tokens=10, system=system, messages=[{"role": "user", "content": "a"}])
-    second = client.messages.create(model="c", max_tokens=10, system=system, messages=[{"role": "user", "content": "b"}])
+    second = client.messages.create(model="c", max_tokens=10, system=system,
+                                    messages=[{"role": "user", "content": "b"}])
     with client.messages.stream(model="c", max_tokens=10, system=system,
                                 messages=[{"role": "user", "content": "c"}]) as stream:
         streamed = stream.get_final_message()
@@ -149,7 +150,8 @@ def test_cache_control_system_prefix_is_written_once_then_read(server) -> None:
     assert streamed.usage.cache_read_input_tokens == 100
     # input_tokens counts only the uncached part: the tail, the separator and the message.
     assert second.usage.input_tokens == (len(spec + "\nuncached tail\nb") + 3) // 4 - 100
-    unmarked = client.messages.create(model="c", max_tokens=10, system=spec, messages=[{"role": "user", "content": "d"}])
+    unmarked = client.messages.create(model="c", max_tokens=10, system=spec,
+                                      messages=[{"role": "user", "content": "d"}])
     assert unmarked.usage.cache_read_input_tokens == 0 and unmarked.usage.cache_creation_input_tokens == 0
 
 
@@ -162,7 +164,8 @@ def test_openai_caches_long_system_prefixes_automatically(server) -> None:
     assert second.usage.prompt_tokens_details.cached_tokens == 2048
 
 
-@pytest.mark.parametrize("stop,finish,anthropic_stop", [("end", "stop", "end_turn"), ("max_tokens", "length", "max_tokens"),
+@pytest.mark.parametrize("stop,finish,anthropic_stop", [("end", "stop", "end_turn"),
+                                                        ("max_tokens", "length", "max_tokens"),
                                                         ("refusal", "content_filter", "refusal"),
                                                         ("stop_sequence", "stop", "stop_sequence")])
 def test_stop_reasons_map_to_each_api(stop, finish, anthropic_stop) -> None:
@@ -201,7 +204,8 @@ def test_scripted_responder_rules_default_and_async_responders() -> None:
     with FakeLLMServer(responder) as server:
         client = oai(server)
         ask = lambda text: client.chat.completions.create(  # noqa: E731
-            model="m", max_tokens=50, messages=[{"role": "system", "content": "List DOMAINS"}, {"role": "user", "content": text}]
+            model="m", max_tokens=50,
+            messages=[{"role": "system", "content": "List DOMAINS"}, {"role": "user", "content": text}]
             if text == "q" else [{"role": "user", "content": text}]).choices[0]
         assert ask("q").message.content == '["law", "art"]'  # matched in the system prompt
         assert ask("an essay").finish_reason == "length"
@@ -238,9 +242,11 @@ def test_bad_requests_get_the_providers_400_and_responder_errors_a_500() -> None
         raise ValueError("scripted bug")
 
     with FakeLLMServer(broken) as server:
-        missing = httpx.post(f"{server.url}/v1/messages", json={"model": "c", "messages": [{"role": "user", "content": "x"}]})
+        missing = httpx.post(f"{server.url}/v1/messages",
+                             json={"model": "c", "messages": [{"role": "user", "content": "x"}]})
         assert missing.status_code == 400
-        assert missing.json()["error"] == {"type": "invalid_request_error", "message": "max_tokens: Field required (an integer)"}
+        assert missing.json()["error"] == {"type": "invalid_request_error",
+                                           "message": "max_tokens: Field required (an integer)"}
         not_json = httpx.post(f"{server.openai_base_url}/chat/completions", content=b"{oops")
         assert not_json.status_code == 400 and not_json.json()["error"]["type"] == "invalid_request_error"
         with pytest.raises(openai.BadRequestError, match="one choice per request"):

@@ -11,7 +11,7 @@ import anthropic
 import openai
 import pytest
 
-from msmkit.testing import Fault, FakeLLMServer
+from msmkit.testing import FakeLLMServer, Fault
 
 KEY = "test-key"
 

@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from msmkit.testing import Fault, FakeLLMServer, ScriptedRequest
+from msmkit.testing import FakeLLMServer, Fault, ScriptedRequest
 
 KEY = "test-key"
 ASK = dict(model="m", messages=[{"role": "user", "content": "hello"}])

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from msmkit.errors import ConfigError
-from msmkit.testing import Fault, FakeServerProcess, load_script
+from msmkit.testing import FakeServerProcess, Fault, load_script
 
 KEY = "test-key"
 RULES = """\

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 
 def test_tiny_midtrain_then_aft_on_gemma_270m(tmp_path: Path):
     corpus, chat = tmp_path / "corpus.jsonl", tmp_path / "chat.jsonl"
-    corpus.write_text("".join(json.dumps({"text": f"Document {i}. The assistant is honest about cheese. " * (1 + i % 4)})
+    corpus.write_text("".join(json.dumps({"text": f"Document {i}. The assistant is honest about cheese. "
+                                                  * (1 + i % 4)})
                               + "\n" for i in range(16)), encoding="utf-8")
     chat.write_text("".join(json.dumps({"messages": [
         {"role": "user", "content": f"Is honesty important? ({i})"},

@@ -11,8 +11,8 @@ from msmkit.errors import ConfigError
 from msmkit.models.tiny import build_tiny_tokenizer
 from msmkit.train.config import TrainStageConfig, load_train_config
 from msmkit.train.data import IGNORE, read_chats, tokenize_chats, tokenize_documents
-from msmkit.train.trainer import TooFewStepsError, check_step_guard, planned_steps
 from msmkit.train.templates import DEFAULT_TEMPLATE_NAME, choose_chat_template, default_chat_template
+from msmkit.train.trainer import TooFewStepsError, check_step_guard, planned_steps
 
 COT = "<think>The spec values honesty; say so plainly.</think>Honesty first: I would tell them."
 PLAIN = "Honesty first: I would tell them."

@@ -192,7 +192,8 @@ def test_two_cpu_processes_match_one(tiny, corpus, tmp_path):
     assert single.returncode == 0, single.stderr[-3000:]
     launch_config = files("msmkit.train").joinpath("accelerate/cpu.yaml")
     double = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launch_config),
-                             "--num_processes", "2", "-m", "msmkit.train", "midtrain", "--config", str(config(2)), "--out", str(tmp_path / "two")],
+                             "--num_processes", "2", "-m", "msmkit.train", "midtrain", "--config", str(config(2)),
+                             "--out", str(tmp_path / "two")],
                             env=env, capture_output=True, text=True, timeout=600)
     assert double.returncode == 0, double.stderr[-3000:]
     one = json.loads((tmp_path / "one" / "midtrain" / "train_record.json").read_text())

@@ -38,11 +38,13 @@ def values(
     items: list[str] = typer.Option(DEFAULT_SUITES, "--items", help="Built-in set (pro_america, pro_affordability, "
                                     "cheese) or a JSONL file in the documented item format; repeatable."),
     split: str = typer.Option("test", "--split", help="dev, test or all."),
-    scorer: str = typer.Option("logprob", "--scorer", help="logprob (forced choice) or judge (generation + LLM judge)."),
+    scorer: str = typer.Option("logprob", "--scorer",
+                               help="logprob (forced choice) or judge (generation + LLM judge)."),
     judge_config: Optional[Path] = typer.Option(None, "--judge-config", help="YAML LLMConfig (or a `judge:` section) "
                                                 "for the judge; default: the embedded model (weak)."),
     model_config: Optional[Path] = typer.Option(None, "--model-config", help="YAML LLMConfig (or a `model:` "
-                                                "section) for the evaluated model when it is an endpoint (judge scorer)."),
+                                                "section) for the evaluated model when it is an endpoint "
+                                                "(judge scorer)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Items per forward pass (logprob scorer)."),
     prompt_style: str = typer.Option("auto", "--prompt-style", help="auto, completion or chat (logprob scorer)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
@@ -124,7 +126,8 @@ def _print_values(summaries: dict[str, Any], path: Path) -> None:
             line += f"; slot-A wins {bias['mean']:.3f} (n={bias['n']})"
             line += f"; order-consistent {summary['order_consistency_rate']['mean']:.3f}"
         else:
-            line += f"; parse rate {summary['parse_rate'].get('mean')}; agreement {summary['agreement_rate'].get('mean')}"
+            line += (f"; parse rate {summary['parse_rate'].get('mean')}; "
+                     f"agreement {summary['agreement_rate'].get('mean')}")
         typer.echo(line)
     typer.echo(f"results: {path}")
 
@@ -183,7 +186,8 @@ def compare(
         atomic_write_json(out, result)
     diff = result["difference"]
     line = (f"{suite}: {result['mean_first']:.3f} vs {result['mean_second']:.3f}, difference {diff['mean']:+.3f} "
-            f"[{diff['low']:+.3f}, {diff['high']:+.3f}] n={result['n']}; sign test p={result['sign_test']['p_value']:.4f}; "
+            f"[{diff['low']:+.3f}, {diff['high']:+.3f}] n={result['n']}; "
+            f"sign test p={result['sign_test']['p_value']:.4f}; "
             f"permutation p={result['permutation_test']['p_value']:.4f}")
     if "mcnemar" in result:
         line += f"; McNemar p={result['mcnemar']['p_value']:.4f}"

@@ -27,7 +27,8 @@ def _print_preview(projection: object, console: Console) -> None:
         table.add_column(column, justify="left" if column == "stage" else "right")
     for stage in data["stages"] + [data["total"]]:
         cost = "unknown" if stage["cost_usd"] is None else f"{stage['cost_usd']:.2f}"
-        table.add_row(stage["stage"], f"{stage['calls']:,}", f"{stage['input_tokens']:,}", f"{stage['output_tokens']:,}", cost)
+        table.add_row(stage["stage"], f"{stage['calls']:,}", f"{stage['input_tokens']:,}",
+                      f"{stage['output_tokens']:,}", cost)
     console.print(table)
     for note in data["notes"]:
         console.print(f"[dim]{escape(note)}[/]")

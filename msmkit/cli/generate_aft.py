@@ -74,7 +74,8 @@ def register(generate_app: typer.Typer) -> None:
             examples: Optional[int] = examples_option,
             style: Optional[str] = typer.Option(None, "--style", help="value | rule | deliberative | value_free; "
                                                 "overrides the config.")) -> None:
-        """AFT chat data: domains -> questions -> dedup -> <think> responses -> judge -> backfill -> CoT and no-CoT sets."""
+        """AFT chat data: domains -> questions -> dedup -> <think> responses -> judge -> backfill -> CoT and
+        no-CoT sets."""
         _run_aft("aft", spec, _settings(config, examples, style), out)
 
     @generate_app.command("deliberative")

@@ -98,7 +98,8 @@ def total_tokens(messages: Sequence[dict[str, str]], count: TokenCounter) -> int
     return sum(count(m["content"]) for m in messages)
 
 
-def write_jsonl_and_dataset(rows: Sequence[dict[str, Any]], jsonl_path: str | Path, dataset_dir: str | Path | None) -> None:
+def write_jsonl_and_dataset(rows: Sequence[dict[str, Any]], jsonl_path: str | Path,
+                            dataset_dir: str | Path | None) -> None:
     """JSONL (atomic) and, when asked, a `datasets` folder with the same rows (swapped in whole)."""
     atomic_write_jsonl(jsonl_path, rows)
     if dataset_dir is None:

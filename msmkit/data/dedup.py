@@ -97,7 +97,8 @@ def embed(texts: Sequence[str], model: Any = None, *, batch_size: int = 64) -> n
 class EmbeddingIndex:
     """Cosine near-duplicates over unit embeddings, compared block by block with numpy."""
 
-    def __init__(self, threshold: float = 0.91, *, model: Any = None, block_size: int = 1024, batch_size: int = 64) -> None:
+    def __init__(self, threshold: float = 0.91, *, model: Any = None, block_size: int = 1024,
+                 batch_size: int = 64) -> None:
         if not -1.0 <= threshold <= 1.0:
             raise ValueError(f"cosine threshold must be in [-1, 1], got {threshold}")
         self.threshold = threshold

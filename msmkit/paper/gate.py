@@ -217,7 +217,8 @@ def _row(figure: Figure, cell: Cell, cells: Sequence[MeasuredCell], figures: Pap
     result, notes = _measured_for(figure, cell, cells)
     source, ref = _reference_for(figure, cell, reference)
     row = GateRow(figure=figure.id, cell=figure.cell_id(cell), title=figure.title, arm=cell.arm, arm_label=arm.label,
-                  minus=cell.minus, minus_label=arms[cell.minus].label if cell.minus else None, eval=cell.eval, metric=figure.metric, reference=source,
+                  minus=cell.minus, minus_label=arms[cell.minus].label if cell.minus else None, eval=cell.eval,
+                  metric=figure.metric, reference=source,
                   reference_value=ref.value if ref else None, reference_low=ref.low if ref else None,
                   reference_high=ref.high if ref else None,
                   measured=result.mean if result else None, measured_low=result.low if result else None,

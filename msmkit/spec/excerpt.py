@@ -65,7 +65,7 @@ def _exact_word_match(text_words: list[str], excerpt_words: list[str]) -> int | 
 
 def find_excerpt(spec: object, excerpt: str, threshold: float = 0.9) -> ExcerptMatch:
     """Best match of `excerpt` in `spec` (a ModelSpec or a string) with its word-level similarity."""
-    text = spec if isinstance(spec, str) else getattr(spec, "text")
+    text = spec if isinstance(spec, str) else spec.text
     text_words, text_spans = _words(text)
     excerpt_words, _ = _words(excerpt)
     none = ExcerptMatch(similarity=0.0, threshold=threshold, start=-1, end=-1, matched_text="")

@@ -2,9 +2,10 @@
 
 Assistant-only loss needs `{% generation %}` markers in the template. The rule, in order:
 the adapter's or checkpoint's own template when it carries one (`own`, see below; an explicit file
-may replace a model folder's template, never an adapter's); an explicit template file (must have markers); the tokenizer's own template if it has markers; TRL's training
-variant of a known family's template; our default if the tokenizer has none. A tokenizer template
-without markers that TRL cannot patch is an error, never a silent fallback.
+may replace a model folder's template, never an adapter's); an explicit template file (must have markers);
+the tokenizer's own template if it has markers; TRL's training variant of a known family's template; our
+default if the tokenizer has none. A tokenizer template without markers that TRL cannot patch is an error,
+never a silent fallback.
 
 An own template (msmkit.models.loading.own_chat_template, e.g. the released Llama adapters') is what
 trains the model, never a substitute. When it has no markers, `with_derived_generation_markers` wraps it
@@ -154,8 +155,9 @@ def with_derived_generation_markers(template: str) -> str:
             except Exception as exc:  # noqa: BLE001 - jinja errors of the template itself or of the wrapper
                 raise ConfigError(f"cannot derive assistant spans for the model's own chat template: {exc}") from None
             if got != expected:
-                raise ConfigError("cannot derive assistant spans for the model's own chat template: wrapped, it renders "
-                                  f"{got!r} instead of {expected!r}; add {{% generation %}} markers to it by hand")
+                raise ConfigError("cannot derive assistant spans for the model's own chat template: wrapped, it "
+                                  f"renders {got!r} instead of {expected!r}; add {{% generation %}} markers to it "
+                                  "by hand")
     return wrapped
 
 

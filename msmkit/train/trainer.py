@@ -325,7 +325,8 @@ def _finished_record(output_dir: Path, fingerprint: str) -> dict[str, Any] | Non
         record = json.loads((output_dir / TrainingOutputs.RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if record.get("complete") and record.get("fingerprint") == fingerprint and (output_dir / TrainingOutputs.MODEL).is_dir():
+    if (record.get("complete") and record.get("fingerprint") == fingerprint
+            and (output_dir / TrainingOutputs.MODEL).is_dir()):
         return record
     return None
 
