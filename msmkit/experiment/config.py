@@ -134,6 +134,40 @@ class SweepConfig(StrictModel):
         return self
 
 
+class SlurmConfig(StrictModel):
+    """Slurm job settings for `executor: {kind: slurm}`: one job per stage, submitted through submitit. The run
+    folder must be on a filesystem every node shares (with file locks, as NFS, Lustre and GPFS have)."""
+
+    partition: str | None = None  # the partition GPU stages go to (default: the cluster's default)
+    cpu_partition: str | None = None  # where stages that need no GPU go (default: `partition`)
+    time_min: int = Field(24 * 60, ge=1)  # a job's time limit in minutes; a stage cut off is requeued and resumes
+    cpus_per_task: int = Field(8, ge=1)
+    mem_gb: float | None = Field(None, gt=0)  # memory per job (default: the partition's)
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None  # node features, e.g. a GPU type: "h100"
+    setup: list[str] = Field(default_factory=list)  # shell lines run before each job (module load, source venv)
+    additional: dict[str, str] = Field(default_factory=dict)  # any other sbatch option, e.g. {exclude: node7}
+    max_requeues: int = Field(3, ge=0)  # how often a preempted or timed-out job is put back in the queue
+
+
+class ExecutorConfig(StrictModel):
+    """Where the stages run. `inprocess` (the default): one after another in the `msm run` process. `local`:
+    independent stages at once as worker processes on this machine, each with its own GPU(s). `slurm`: each
+    stage as its own Slurm job. Either way a stage starts only when the stages it needs are done, the run
+    folder holds every stage's state, and a rerun continues whatever was cut off."""
+
+    kind: Literal["inprocess", "local", "slurm"] = "inprocess"
+    workers: int = Field(2, ge=1)  # stages at once (slurm: jobs queued or running at once)
+    # GPUs of each stage that trains or runs a local model (an accelerate launch takes its num_processes);
+    # stages that only call APIs get none. On a machine without GPUs every stage runs on the CPU.
+    gpus_per_stage: int = Field(1, ge=1)
+    gpus: list[int] | None = None  # local: the GPUs of this machine to use (default: every visible one)
+    threads_per_worker: int | None = Field(None, ge=1)  # CPU threads of each worker (default: cores / workers)
+    poll_interval_s: float = Field(1.0, gt=0)  # how often finished stages are looked for
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+
+
 class ComputeConfig(StrictModel):
     """Assumptions behind `msm run --preview`'s GPU-hour estimates (not used by a real run)."""
 
@@ -166,6 +200,7 @@ class ExperimentConfig(StrictModel):
     shared_aft_spec: str | None = None  # spec the shared AFT set is generated from (default: first)
     train: dict[str, Any] = Field(default_factory=dict)
     launcher: LauncherConfig = Field(default_factory=LauncherConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     arms: list[ArmConfig] = Field(min_length=1)
     evals: list[EvalSettings] = Field(default_factory=lambda: [ValuesEvalSettings(), CapabilityEvalSettings()])
     # Pairs [first, second] compared item by item (first minus second); default: every arm against the first.

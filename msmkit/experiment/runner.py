@@ -1,6 +1,8 @@
-"""`msm run`: build the plan, run every stage not yet done (in order, reusing finished ones), then write
-the report. A killed run is continued by running it again: finished stages are reused, a stage that was
-cut off resumes its own partial work, and failed stages are retried."""
+"""`msm run`: build the plan, run every stage not yet done (reusing finished ones), then write the report.
+A stage starts once every stage it needs is done: in this process one after another in plan order (the
+default), or side by side as worker processes or Slurm jobs (`executor:`, see msmkit.experiment.distributed).
+A killed run is continued by running it again: finished stages are reused, a stage that was cut off resumes
+its own partial work, and failed stages are retried."""
 
 from __future__ import annotations
 
@@ -10,14 +12,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Protocol
 
 from rich.console import Console
 from rich.markup import escape
 
 from msmkit.errors import ConfigError, MsmError
 from msmkit.experiment.layout import PLAN_FILE, REPORT_DIR
-from msmkit.experiment.plan import Plan, plan_for
+from msmkit.experiment.plan import Plan, Stage, plan_for
 from msmkit.experiment.preview import plan_problems
 from msmkit.experiment.report import write_report
 from msmkit.experiment.results import collect_report_data
@@ -42,6 +44,17 @@ class RunOutcome:
 
 class RunLocked(MsmError):
     pass
+
+
+@dataclass
+class Finished:
+    """A started stage that ended: done (ran, or found done), or failed with its error."""
+
+    key: str
+    error: str | None = None
+    ran: bool = True
+    seconds: float | None = None
+    log: Path | None = None  # a worker's output, for a failure
 
 
 @contextmanager
@@ -90,41 +103,129 @@ def run_experiment(config_path: str | Path, out: str | Path, *, console: Console
     return outcome
 
 
-def _run_stages(plan: Plan, store: StageStore, run: RunDir, console: Console) -> RunOutcome:
-    outcome = RunOutcome(out=run.path, report_html=Path(), report_md=Path())
-    models = ModelCache()
-    stages = plan.ordered()
-    width = len(str(len(stages)))
-    for index, stage in enumerate(stages, 1):
-        head = f"[{index:>{width}}/{len(stages)}] {stage.kind.name:<15} {escape(stage.label)}"
-        if store.record(stage.key).state == "done":
-            outcome.reused.append(stage.key)
-            console.print(f"{head} [dim]done earlier, reused[/]", highlight=False)
-            continue
-        missing = [dep for dep in stage.deps if dep in outcome.failed or dep in outcome.blocked]
-        if missing:
-            outcome.blocked.append(stage.key)
-            console.print(f"{head} [yellow]skipped: a stage it needs failed[/]", highlight=False)
-            continue
-        console.print(f"{head} [bold]running[/] ({store.path(stage.key)})", highlight=False)
+class Launcher(Protocol):
+    """Where started stages run: `start` a stage the runner found ready when `can_start` says there is room,
+    then `wait` for the next ones to end."""
 
+    concurrent: bool  # stages run side by side (their messages go to their own logs)
+
+    def can_start(self, stage: Stage) -> bool: ...
+
+    def start(self, stage: Stage) -> str: ...  # returns where it runs
+
+    def wait(self) -> list[Finished]: ...
+
+    def close(self) -> None: ...  # stops whatever still runs
+
+
+class InProcessLauncher:
+    """Runs each stage in this process as it is started (one at a time), sharing one model cache between them."""
+
+    concurrent = False
+
+    def __init__(self, store: StageStore, run: RunDir, console: Console) -> None:
+        self.store, self.run, self.console = store, run, console
+        self.models = ModelCache()
+        self.finished: list[Finished] = []
+
+    def can_start(self, stage: Stage) -> bool:
+        return not self.finished
+
+    def start(self, stage: Stage) -> str:
         def say(message: str, label: str = stage.label) -> None:
-            console.print(f"    {escape(message)}", highlight=False)
-            run.log(f"{label}: {message}")
+            self.console.print(f"    {escape(message)}", highlight=False)
+            self.run.log(f"{label}: {message}")
 
-        env = StageEnv(say=say, load=lambda ref: store.outputs(ref.key), services={ModelCache: models})
+        def waiting(worker: dict[str, Any]) -> None:
+            say(f"another process works in this stage ({worker.get('host', '?')}, pid {worker.get('pid', '?')}): "
+                "waiting for it")
+
+        env = StageEnv(say=say, load=lambda ref: self.store.outputs(ref.key), services={ModelCache: self.models})
         try:
-            record = store.run(stage.key, stage.kind.name, stage.key_inputs(),
-                               lambda folder, stage=stage, env=env: stage.kind.run(stage.job, folder, env).summary())
+            record = self.store.run(stage.key, stage.kind.name, stage.key_inputs(),
+                                    lambda folder: stage.kind.run(stage.job, folder, env).summary(), on_wait=waiting)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one failed stage never stops the stages that do not need it
-            outcome.failed[stage.key] = f"{type(exc).__name__}: {exc}"
-            run.log(f"{stage.label}: FAILED {exc}")
-            console.print(f"    [bold red]failed:[/] {escape(str(exc))}", highlight=False)
-            continue
-        outcome.executed.append(stage.key)
-        console.print(f"    [green]done[/] in {record.seconds:.1f} s", highlight=False)
-    models.release()
+            self.finished.append(Finished(stage.key, error=f"{type(exc).__name__}: {exc}"))
+        else:
+            self.finished.append(Finished(stage.key, ran=record.ran, seconds=record.seconds))
+        return str(self.store.path(stage.key))
+
+    def wait(self) -> list[Finished]:
+        finished, self.finished = self.finished, []
+        return finished
+
+    def close(self) -> None:
+        self.models.release()
+
+
+def _launcher(plan: Plan, store: StageStore, run: RunDir, console: Console) -> Launcher:
+    executor = plan.config.executor
+    if executor.kind == "inprocess":
+        return InProcessLauncher(store, run, console)
+    from msmkit.experiment.distributed import SubmititLauncher
+
+    return SubmititLauncher(executor, run.path, store, plan.ordered())
+
+
+def _run_stages(plan: Plan, store: StageStore, run: RunDir, console: Console) -> RunOutcome:
+    """Start every stage whose dependencies are done, in plan order, as the launcher has room; a stage whose
+    dependency failed is skipped. In process that is the plan's order, one stage at a time."""
+    outcome = RunOutcome(out=run.path, report_html=Path(), report_md=Path())
+    stages = plan.ordered()
+    width = len(str(len(stages)))
+    heads = {stage.key: f"[{index:>{width}}/{len(stages)}] {stage.kind.name:<15} {escape(stage.label)}"
+             for index, stage in enumerate(stages, 1)}
+    waiting: list[Stage] = []
+    for stage in stages:
+        if store.record(stage.key).state == "done":
+            outcome.reused.append(stage.key)
+            console.print(f"{heads[stage.key]} [dim]done earlier, reused[/]", highlight=False)
+        else:
+            waiting.append(stage)
+    done, stopped = set(outcome.reused), set()  # stopped: failed or blocked
+    launcher = _launcher(plan, store, run, console)
+    running: set[str] = set()
+    try:
+        while waiting or running:
+            for stage in list(waiting):
+                if any(dep in stopped for dep in stage.deps):
+                    waiting.remove(stage)
+                    outcome.blocked.append(stage.key)
+                    stopped.add(stage.key)
+                    console.print(f"{heads[stage.key]} [yellow]skipped: a stage it needs failed[/]", highlight=False)
+                elif all(dep in done for dep in stage.deps) and launcher.can_start(stage):
+                    waiting.remove(stage)
+                    running.add(stage.key)
+                    if not launcher.concurrent:  # it runs now, its messages under this line
+                        console.print(f"{heads[stage.key]} [bold]running[/] ({store.path(stage.key)})",
+                                      highlight=False)
+                    where = launcher.start(stage)
+                    if launcher.concurrent:
+                        console.print(f"{heads[stage.key]} [bold]started[/] ({escape(where)})", highlight=False)
+                        run.log(f"{stage.label}: started ({where})")
+            if not running:
+                break
+            for finished in launcher.wait():
+                running.discard(finished.key)
+                head = f"{heads[finished.key]} " if launcher.concurrent else "   "
+                _record(finished, plan.stages[finished.key], head, outcome, run, console)
+                (stopped if finished.error else done).add(finished.key)
+    finally:
+        launcher.close()
     return outcome
 
+
+def _record(finished: Finished, stage: Stage, head: str, outcome: RunOutcome, run: RunDir, console: Console) -> None:
+    if finished.error is not None:
+        outcome.failed[stage.key] = finished.error
+        run.log(f"{stage.label}: FAILED {finished.error}")
+        where = f" (its log: {finished.log})" if finished.log else ""
+        console.print(f"{head} [bold red]failed:[/] {escape(finished.error)}{escape(where)}", highlight=False)
+    elif finished.ran:
+        outcome.executed.append(stage.key)
+        console.print(f"{head} [green]done[/] in {finished.seconds or 0:.1f} s", highlight=False)
+    else:  # another process (a worker left from a killed run) finished it meanwhile
+        outcome.reused.append(stage.key)
+        console.print(f"{head} [dim]finished by another process, reused[/]", highlight=False)
