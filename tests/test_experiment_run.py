@@ -193,7 +193,7 @@ def test_the_report_renders_in_chromium_and_escapes_model_text(tmp_path, tiny) -
     assert not re.search(r"<body[^>]*data-pwned", dom)
     assert "&lt;script&gt;document.body.setAttribute" in dom  # shown as text in the sample browser
     images = re.findall(r"<img src=\"data:image/png;base64,[A-Za-z0-9+/=]+\"", dom)
-    assert len(images) == 4  # one bar chart per eval metric: 2 value suites, MC accuracy, perplexity
+    assert len(images) == 5  # the dissociation picture of the two value suites, then a bar chart per metric
     for heading in ("Arms", "Results", "Charts", "Corpus and AFT data", "Stages: time and cost", "Samples", "Config"):
         assert f">{heading}<" in dom, heading
     assert "One training seed" in dom and "america-msm" in dom
