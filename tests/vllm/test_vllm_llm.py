@@ -4,6 +4,7 @@ context window, structured answers, the response cache and answer identity, adap
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 
@@ -80,7 +81,7 @@ class City(BaseModel):
     country: str
 
 
-def test_structured_answers_parse_from_a_base_model_continuing_json_lines(vllm_server: VLLMTestServer,
+def test_structured_answers_are_decoded_to_their_schema(vllm_server: VLLMTestServer,
                                                                           tmp_path: Path) -> None:
     config = vllm_server.config(base_model=True, cache_path=str(tmp_path / "cache.sqlite"))
     prompt = ('{"city": "Paris", "country": "France"}\n{"city": "Rome", "country": "Italy"}\n'
@@ -92,7 +93,10 @@ def test_structured_answers_parse_from_a_base_model_continuing_json_lines(vllm_s
                                               City)
     result = asyncio.run(run())
     assert result.ok, result.error
-    assert result.value.city and result.value.country and result.response.stop_reason == StopReason.STOP_SEQUENCE
+    assert result.value.city and result.value.country and len(result.responses) == 1
+    # Decoded to the schema, the answer is the JSON object and ends with it: the grammar, not the stop string, ends it.
+    assert json.loads(result.response.text) == result.value.model_dump()
+    assert result.response.stop_reason == StopReason.END
 
 
 def test_the_cache_answers_repeats_and_the_identity_is_the_weights(vllm_server: VLLMTestServer,

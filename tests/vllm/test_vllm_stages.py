@@ -52,17 +52,17 @@ def test_a_killed_corpus_command_resumes_and_asks_nothing_twice(vllm_server: VLL
     out = tmp_path / "run"
     generator = {"provider": "openai_compatible", "model": vllm_server.model_name, "base_url": vllm_server.base_url,
                  "base_model": True, "concurrency": 2, "price": {"input": 0.0, "output": 0.0}}
-    first = subprocess.Popen(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "1.sqlite")}, out, 3),
+    first = subprocess.Popen(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "1.sqlite")}, out, 2),
                              env=vllm_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_lines(out / "steps" / "ideas.jsonl", 1, first, timeout_s=300)  # killed mid-stage
     first.send_signal(signal.SIGKILL)
     first.wait()
     logged = {path.stem: list(read_jsonl(path)) for path in (out / "steps").glob("*.jsonl")}
-    assert 1 <= len(logged["ideas"]) < 3 and len(logged.get("documents", [])) < 3
+    assert logged["ideas"] and len(logged.get("documents", [])) < 2
 
     before = vllm_server.finished_requests()
     # A fresh response cache: what is resumed comes from the stage's own logs.
-    second = subprocess.run(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "2.sqlite")}, out, 3),
+    second = subprocess.run(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "2.sqlite")}, out, 2),
                             env=vllm_env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     asked = vllm_server.finished_requests() - before
@@ -72,7 +72,7 @@ def test_a_killed_corpus_command_resumes_and_asks_nothing_twice(vllm_server: VLL
     new_records = sum(len(records) for records in after.values()) - sum(len(r) for r in logged.values())
     assert new_records <= asked <= new_records + 2  # plus at most the calls in flight at the kill
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["documents"]["kept"] + stats["documents"]["shortfall"] == 3
+    assert stats["documents"]["kept"] + stats["documents"]["shortfall"] == 2
 
 
 def processes_in_group(group: int) -> list[int]:
