@@ -10,7 +10,7 @@ import pytest
 from msmkit.llm.client import LLMCallFailed, LLMClient
 from msmkit.llm.errors_map import status_error
 from msmkit.llm.failures import FailureKind
-from msmkit.llm.types import LLMConfig, LLMRequest, LLMResponse, StopReason
+from msmkit.llm.types import ChatMessage, LLMConfig, LLMRequest, LLMResponse, StopReason
 from msmkit.llm.vllm_backend import sampling_fields
 from msmkit.testing import FakeLLMServer, Reply, ScriptedRequest, VLLMDialect
 from msmkit.testing.vllm_dialect import NO_TEMPLATE_MESSAGE
@@ -110,3 +110,12 @@ def test_provider_vllm_sends_neutral_sampling_and_the_answer_schema() -> None:
     assert structured["structured_outputs"] == {"json": {"type": "array"}} and "top_p" not in structured
     assert structured["seed"] == sampling_fields(LLMRequest.of("Hi", top_p=0.9), seeded=True)["seed"]
     assert structured["seed"] != sampling_fields(LLMRequest.of("Hi", top_p=0.9, sample_index=1), seeded=True)["seed"]
+
+
+def test_provider_vllm_continues_a_final_assistant_turn_in_chat_mode() -> None:
+    prefilled = LLMRequest(messages=(ChatMessage(role="user", content="Count"),
+                                     ChatMessage(role="assistant", content="1, 2,")))
+    assert sampling_fields(prefilled, chat=True)["continue_final_message"] is True
+    assert sampling_fields(prefilled, chat=True)["add_generation_prompt"] is False
+    assert "continue_final_message" not in sampling_fields(prefilled, chat=False)
+    assert "continue_final_message" not in sampling_fields(LLMRequest.of("Count"), chat=True)

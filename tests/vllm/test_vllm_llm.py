@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 from msmkit.llm.client import LLMCallFailed, LLMClient
 from msmkit.llm.completion_style import render_completion_prompt
 from msmkit.llm.failures import FailureKind
-from msmkit.llm.types import LLMConfig, LLMRequest, LLMResponse, StopReason, identity_digest
+from msmkit.llm.types import ChatMessage, LLMConfig, LLMRequest, LLMResponse, StopReason, identity_digest
 from tests.vllm.conftest import VLLMTestServer
 
 pytestmark = pytest.mark.vllm
@@ -58,6 +58,12 @@ def test_chat_mode_prompts_with_the_served_folders_own_template(vllm_server: VLL
                                            tokenize=False, add_generation_prompt=True)
     assert response.usage.input_tokens == len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     assert response.stop_reason in (StopReason.END, StopReason.MAX_TOKENS) and response.usage.output_tokens <= 8
+    # A final assistant turn is continued (as the local backend does), not followed by a new "model" turn.
+    turns = [{"role": "user", "content": "Count to five."}, {"role": "assistant", "content": "1, 2,"}]
+    prefilled = LLMRequest(messages=tuple(ChatMessage(**turn) for turn in turns), max_tokens=4, temperature=0.0)
+    continued = answered(ask(config, prefilled)[0])
+    expected = tokenizer.apply_chat_template(turns, tokenize=False, continue_final_message=True)
+    assert continued.usage.input_tokens == len(tokenizer(expected, add_special_tokens=False)["input_ids"])
 
 
 def test_the_context_window_refuses_long_prompts_and_caps_long_answers(vllm_server: VLLMTestServer,
