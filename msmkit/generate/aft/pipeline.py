@@ -1,14 +1,13 @@
 """`generate_aft`: spec -> cells -> questions -> dedup -> responses -> checks -> judge -> backfill -> datasets.
 
 Each round answers as many pooled questions as the shortfall needs (plus a margin), asking for more
-questions only when the pool runs dry; every answer is logged as it arrives, so a killed run resumes
-item by item and replays to the same dataset.
+questions only when the pool runs dry; the rounds flow into each other (msmkit.generate.aft.flow), and
+every answer is logged as it arrives, so a killed run resumes item by item and replays to the same dataset.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from msmkit.errors import ConfigError
 from msmkit.generate.aft.config import AftDataConfig
 from msmkit.generate.aft.context import AftContext
 from msmkit.generate.aft.domains import heading_cells, llm_cells, preference_cells
-from msmkit.generate.aft.examples import Checks, Drop, Example, JudgeTally, process
+from msmkit.generate.aft.examples import Checks, Drop, Example, JudgeTally
+from msmkit.generate.aft.flow import answer_in_rounds
 from msmkit.generate.aft.identity import IdentityGuard
 from msmkit.generate.aft.outputs import AftDataOutputs, quality_note, write_outputs
 from msmkit.generate.aft.preferences import PreferenceSheet, load_preferences
@@ -28,11 +28,12 @@ from msmkit.generate.aft.questions import QuestionPool
 from msmkit.generate.aft.records import QuestionCell
 from msmkit.generate.aft.values import ValueGuard, derive_value_terms
 from msmkit.llm.client import LLMClient
-from msmkit.llm.progress import progress_bar
 from msmkit.runs import LOG_FILE, RunDir
 from msmkit.spec import ModelSpec, load_spec
 
 Report = Callable[[str], None]
+# Upstream first when the client's slots are all taken: a question list feeds five answers.
+STEP_PRIORITY = {"domains": 0, "questions": 1, "responses": 2, "judge": 3}
 
 
 @dataclass
@@ -88,41 +89,6 @@ async def _checks(ctx: AftContext, sheet: PreferenceSheet | None) -> tuple[Check
     return Checks(identity=identity, values=values, quote_spec=quote_spec), extra
 
 
-async def _prefetch_round(ctx: AftContext, batch: list[Any], cells: dict[str, QuestionCell]) -> None:
-    """Batch-API providers: answer the round's new responses as one batch before the per-item pass."""
-    if not ctx.client.config.use_batch_api:
-        return
-    log = ctx.log("responses")
-    await ctx.prefetch("responses", [ctx.prompts.response(q.text, cells[q.cell_id]) for q in batch
-                                     if not (log.get(q.id) or {}).get("answered")])
-
-
-async def _answer_round(ctx: AftContext, pool: QuestionPool, want: int, cells: dict[str, QuestionCell], checks: Checks,
-                        round_number: int, tally: JudgeTally) -> list[Example | Drop]:
-    """Answer and judge `want` pooled questions, asking for more questions when the pool is short. Answering
-    starts as soon as each chunk of new questions is deduplicated (the embedding overlaps the LLM calls)."""
-    counts = ctx.config.counts
-    tasks: list[asyncio.Future[Example | Drop]] = []
-    with progress_bar(f"aft round {round_number + 1}: answer + judge", total=want) as advance:
-        async def one(question: Any) -> Example | Drop:
-            outcome = await process(ctx, question, cells[question.cell_id], checks, round_number, tally)
-            advance()
-            return outcome
-
-        async def launch(count: int) -> int:
-            batch = pool.take(count)
-            await _prefetch_round(ctx, batch, cells)
-            tasks.extend(asyncio.ensure_future(one(q)) for q in batch)
-            return len(batch)
-
-        missing = want - await launch(want)
-        if missing > 0:
-            async for _ in pool.grow(math.ceil(missing * counts.question_overgenerate)):
-                if missing > 0:
-                    missing -= await launch(missing)
-        return list(await asyncio.gather(*tasks))
-
-
 async def generate_aft_async(spec_path: str | Path, config: AftDataConfig, out_dir: str | Path, *,
                              report: Report | None = None, extra_stats: dict[str, Any] | None = None) -> AftResult:
     say = report or (lambda message: None)
@@ -148,24 +114,17 @@ async def generate_aft_async(spec_path: str | Path, config: AftDataConfig, out_d
         checks, extra = await _checks(ctx, sheet)
         say(f"{len(cells)} conversation cells (domains x question kinds); style {config.style}")
         pool = QuestionPool(ctx, cells)
-        target, counts = config.counts.examples, config.counts
-        kept: list[Example] = []
-        drops: list[Drop] = []
+        target = config.counts.examples
         tally = JudgeTally()
-        rounds = 0
-        for round_number in range(counts.max_rounds):
-            need = target - len(kept)
-            if need <= 0:
-                break
-            want = math.ceil(need * counts.answer_overgenerate)
-            outcomes = await _answer_round(ctx, pool, want, cells_by_id, checks, round_number, tally)
-            if not outcomes:
-                say(f"no new questions came back; stopping early (see {AftDataOutputs.STATS} and {LOG_FILE})")
-                break
-            rounds += 1
-            for outcome in outcomes:
-                (kept if isinstance(outcome, Example) else drops).append(outcome)  # type: ignore[arg-type]
-            say(f"round {round_number + 1}: answered {len(outcomes)}, kept {len(kept)} of {target}")
+        ctx.batch_windows = True
+        ctx.step_priority.update(STEP_PRIORITY)
+        answered = await answer_in_rounds(ctx, pool, cells_by_id, checks, tally)
+        kept = [outcome for outcome in answered.outcomes if isinstance(outcome, Example)]
+        drops = [outcome for outcome in answered.outcomes if isinstance(outcome, Drop)]
+        rounds = answered.rounds
+        if not answered.outcomes:
+            say(f"no questions came back (see {AftDataOutputs.STATS} and {LOG_FILE})")
+        say(f"{rounds} round(s): answered {len(answered.outcomes)}, kept {len(kept)} of {target}")
         if not kept:
             ctx.raise_if_calls_failed(f"{spec_path}: no AFT examples were kept")
         surplus = max(0, len(kept) - target)

@@ -21,7 +21,6 @@ from msmkit.llm.progress import progress_bar
 
 _QUESTIONS = TypeAdapter(list[str])
 MIN_QUESTION_CHARS, MAX_QUESTION_CHARS = 8, 2000
-DEDUP_CHUNK_QUESTIONS = 160  # questions embedded per step; answering starts after the first step
 
 
 def load_question_embedder(precision: str = "bfloat16") -> Any:
@@ -60,14 +59,13 @@ class QuestionPool:
 
     async def grow(self, wanted: int) -> AsyncIterator[None]:
         """Ask enough question requests to add about `wanted` raw questions; dedup their answers in request
-        order, chunk by chunk, yielding after each chunk so callers can start answering the unique questions
-        while later chunks are still being embedded."""
+        order as soon as each request and every one before it is answered, yielding after each dedup so
+        callers can start answering the unique questions while later requests are still out."""
         per_request = self.ctx.config.counts.questions_per_request
         requests = list(range(self.next_request, self.next_request + max(1, math.ceil(wanted / per_request))))
         self.next_request = requests[-1] + 1
         pending = [k for k in requests if self.ctx.log("questions").get(self._task(k)) is None]
         await self.ctx.prefetch("questions", [self._request(k) for k in pending])
-        chunk = max(1, DEDUP_CHUNK_QUESTIONS // per_request)
         with progress_bar("aft questions", total=len(requests)) as advance:
             async def one(k: int) -> dict[str, Any] | None:
                 record = await self._answer(k)
@@ -76,11 +74,14 @@ class QuestionPool:
 
             answers = [asyncio.ensure_future(one(k)) for k in requests]
             try:
-                for start in range(0, len(requests), chunk):
-                    records = await asyncio.gather(*answers[start:start + chunk])
+                head = 0
+                while head < len(answers):
+                    if not answers[head].done():
+                        await asyncio.wait([answers[head]])
                     fresh: list[Question] = []
-                    for k, record in zip(requests[start:start + chunk], records):
-                        fresh.extend(self._parse(k, record))
+                    while head < len(answers) and answers[head].done():  # the answered prefix, in order
+                        fresh.extend(self._parse(requests[head], answers[head].result()))
+                        head += 1
                     await self._dedup(fresh)
                     yield
             finally:
