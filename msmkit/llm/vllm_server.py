@@ -206,6 +206,8 @@ class VLLMServer:
         env.setdefault("VLLM_NO_USAGE_STATS", "1")
         env.setdefault("VLLM_DO_NOT_TRACK", "1")
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # msmkit resolved the model from this machine already; the server must not go looking on the hub.
+        env.setdefault("HF_HUB_OFFLINE", "1")
         # The caller's virtual environment must not leak into vLLM's own (it pins its own torch).
         env.pop("PYTHONPATH", None)
         env.pop("VIRTUAL_ENV", None)
