@@ -22,7 +22,7 @@ when while as so then yet yes no not dear hi hello hey thanks thank we you he sh
 me us them mr mrs ms dr prof sir madam one two three some many most every each all any after before during since
 until because although though however therefore also here there what which who whom whose where why how today
 tomorrow yesterday now today's let please note first second third finally meanwhile still just even only""".split())
-_CAPITAL = re.compile(r"[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:-[A-Z][a-z]+)?(?:['\u2019]s)?")
+_CAPITAL = re.compile(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:-[A-Z][a-z]+)?(?:['\u2019]s)?")
 _MONTH = "|".join(MONTHS)
 _DATES = (
     re.compile(rf"\b(?P<month>{_MONTH})\.? (?P<day>[0-3]?\d)(?:st|nd|rd|th)?\b"),
@@ -49,9 +49,9 @@ def _rows_by_value(rows: Sequence[AuditedRow], values: Callable[[AuditedRow], It
 
 
 def _recurring(kind: str, by_value: dict[str, list[str]], threshold: int, top: int, total: int,
-               describe: Callable[[str, int], str]) -> Fingerprint:
+               describe: Callable[[str], str]) -> Fingerprint:
     ranked = sorted(by_value.items(), key=lambda item: (-len(item[1]), item[0]))
-    flags = [Flag(check=kind, reason=describe(value, len(ids)) + f" (in {len(ids)} of {total} rows; threshold "
+    flags = [Flag(check=kind, reason=describe(value) + f" (in {len(ids)} of {total} rows; threshold "
                   f"{threshold})", rows=ids, evidence={"value": value, "rows": len(ids)})
              for value, ids in ranked if len(ids) >= threshold]
     return Fingerprint(kind, flags, [Offender(value=value, rows=len(ids), examples=ids[:5])
@@ -113,7 +113,7 @@ def recurring_names(rows: Sequence[AuditedRow], settings: AuditSettings, known: 
             if by_name.get(inner) == by_name[name]:
                 del by_name[inner]
     return _recurring("recurring_name", by_name, threshold, settings.top, len(rows),
-                      lambda name, n: f"the name \"{name}\" recurs")
+                      lambda name: f"the name \"{name}\" recurs")
 
 
 def recurring_openings(rows: Sequence[AuditedRow], settings: AuditSettings) -> Fingerprint:
@@ -132,7 +132,7 @@ def recurring_openings(rows: Sequence[AuditedRow], settings: AuditSettings) -> F
         shown.setdefault(key, value)
     return _recurring("recurring_opening", {shown[k]: ids for k, ids in by_key.items()},
                       settings.threshold(len(rows)), settings.top, len(rows),
-                      lambda value, n: f"rows open with \"{value}\"")
+                      lambda value: f"rows open with \"{value}\"")
 
 
 def spec_quotation(rows: Sequence[AuditedRow], spec_text: str, settings: AuditSettings
@@ -176,11 +176,11 @@ def date_clusters(rows: Sequence[AuditedRow], settings: AuditSettings) -> Finger
     """The same day of the year in many rows, or one year named in more than `year_max_share` of all rows."""
     threshold = settings.threshold(len(rows))
     dates = _recurring("date_cluster", _rows_by_value(rows, _dates), threshold, settings.top, len(rows),
-                       lambda date, n: f"the date {date} recurs")
+                       lambda date: f"the date {date} recurs")
     years = _rows_by_value(rows, lambda row: _YEAR.findall(row.text))
     year_threshold = max(threshold, int(settings.year_max_share * len(rows)) + 1)
     by_year = _recurring("date_cluster", years, year_threshold, settings.top, len(rows),
-                         lambda year, n: f"the year {year} is named in over {settings.year_max_share:.0%} of rows")
+                         lambda year: f"the year {year} is named in over {settings.year_max_share:.0%} of rows")
     return Fingerprint("date_cluster", dates.flags + by_year.flags, dates.top + by_year.top)
 
 
@@ -199,4 +199,4 @@ def place_clusters(rows: Sequence[AuditedRow], settings: AuditSettings, known: s
         return found
 
     return _recurring("place_cluster", _rows_by_value(rows, places), settings.threshold(len(rows)), settings.top,
-                      len(rows), lambda place, n: f"the place \"{place}\" recurs")
+                      len(rows), lambda place: f"the place \"{place}\" recurs")
