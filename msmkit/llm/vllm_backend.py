@@ -117,11 +117,12 @@ class VLLMBackend:
         try:
             self._lease = lease_server(self.config.model, self.settings, context_window=self.config.context_window)
             await self._lease.wait_ready_async()
-        except MsmError as exc:  # no such model, no vLLM, the server died or never got ready
+        except Exception as exc:  # no such model, no vLLM, the server died or never got ready, ...
             if self._lease is not None:
                 self._lease.release()
                 self._lease = None
-            self._start_error = PermanentLLMError(f"local model failed: {exc}", FailureKind.LOCAL_MODEL)
+            cause = str(exc) if isinstance(exc, MsmError) else f"could not start vLLM: {type(exc).__name__}: {exc}"
+            self._start_error = PermanentLLMError(f"local model failed: {cause}", FailureKind.LOCAL_MODEL)
             return
         served = self.config.model_copy(update={
             "provider": "openai_compatible", "model": self._lease.model_name, "base_url": self._lease.server.base_url,
