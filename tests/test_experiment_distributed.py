@@ -35,8 +35,7 @@ from tests.experiment_script import ExperimentScript
 from tests.test_experiment_run import _results, experiment
 
 KEY = "sk-test-distributed-0123456789"
-ARMS = [{"name": "base"}, {"name": "aft-only", "aft": "shared"},
-        {"name": "america-msm-aft", "midtrain": "america", "aft": "shared"}]
+ARMS = [{"name": "base"}, {"name": "america-msm-aft", "midtrain": "america", "aft": "shared"}]
 EVALS = [{"suite": "values", "items": ["pro_america", "pro_affordability"], "limit": 4}]
 
 
@@ -154,12 +153,16 @@ def test_a_worker_killed_mid_stage_fails_only_that_branch_and_a_rerun_finishes_i
         assert dependents and not dependents & done_before  # its AFT (and that model's evals) were skipped
         assert any(key.startswith("eval-") for key in done_before)  # ... while the other branches finished
 
-        resumed = run_experiment(path, out)
+        # The rerun here goes in process (quicker to start): the folder alone says what is left, whoever runs it.
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        again = tmp_path / "in-process.yaml"
+        again.write_text(yaml.safe_dump({**config, "executor": {"kind": "inprocess"}}), encoding="utf-8")
+        resumed = run_experiment(again, out)
         assert server.stats.completions == reference.calls  # no LLM answer was asked for twice
     assert not resumed.failed and not resumed.blocked
     assert done_before <= set(resumed.reused) and not set(resumed.executed) & done_before
     assert worker["key"] in resumed.executed and dependents <= set(resumed.executed)
-    assert set(resumed.executed) | set(resumed.reused) == reference.stages
+    assert set(resumed.executed) | set(resumed.reused) == set(_deps(out)) and len(_deps(out)) == len(reference.stages)
     assert _results(resumed.report_md) == reference.results
     _assert_deps_finished_first(out)
 

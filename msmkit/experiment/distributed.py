@@ -195,8 +195,11 @@ class SubmititLauncher:
                 return Finished(key, ran=True, seconds=record.seconds, log=log)
             failed = record.path / "failed.json"
             if record.state != "failed" or failed.stat().st_mtime < running.submitted - 1:  # not from this job
+                died = isinstance(exc, submitit.core.utils.UncompletedJobError) and \
+                    not isinstance(exc, submitit.core.utils.FailedJobError)  # no result: the process just ended
+                why = "it was killed, ran out of memory or lost its node" if died else _error_line(exc)
                 self.store.mark_lost(key, f"its worker (job {running.job.job_id}) stopped without finishing the "
-                                          f"stage: {_error_line(exc)}")
+                                          f"stage: {why}; its output is in {log}")
                 record = self.store.record(key)
             return Finished(key, error=record.error or _error_line(exc), log=log)
         return Finished(key, ran=bool(result["ran"]), seconds=result["seconds"], log=log)

@@ -221,7 +221,7 @@ def _record(finished: Finished, stage: Stage, head: str, outcome: RunOutcome, ru
     if finished.error is not None:
         outcome.failed[stage.key] = finished.error
         run.log(f"{stage.label}: FAILED {finished.error}")
-        where = f" (its log: {finished.log})" if finished.log else ""
+        where = f" (its log: {finished.log})" if finished.log and str(finished.log) not in finished.error else ""
         console.print(f"{head} [bold red]failed:[/] {escape(finished.error)}{escape(where)}", highlight=False)
     elif finished.ran:
         outcome.executed.append(stage.key)

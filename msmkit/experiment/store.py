@@ -58,14 +58,16 @@ def _read_running(path: Path) -> dict[str, Any] | None:
 
 def _worker_alive(running: dict[str, Any], lock: Path) -> bool:
     """Whether the process that wrote running.json still works in the stage: it holds the stage lock. Where
-    the filesystem has no locks, a process on this host is checked by its pid, one elsewhere is trusted."""
+    there is no lock to ask (a filesystem without locks, a folder from before locks), a process on this host
+    is checked by its pid, one elsewhere is trusted."""
     try:
-        with open(lock, "a+b") as handle:
+        with open(lock, "rb") as handle:  # read-only: `msm status` may look at a folder it cannot write
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
+            return False  # closing the file drops the probe's own lock
     except BlockingIOError:
         return True
+    except FileNotFoundError:
+        pass
     except OSError as exc:
         if exc.errno not in _NO_LOCKS:
             raise

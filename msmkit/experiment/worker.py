@@ -77,7 +77,7 @@ def run_stage(run_dir: str | Path, key: str, *, threads: int | None = None) -> d
     log = _run_log(out)
 
     def say(message: str) -> None:
-        print(message, flush=True)
+        print(redact(message), flush=True)  # into the job's own log, under the run's workers/ folder
         log.info(redact(f"{stage.label}: {message}"))
 
     def waiting(worker: dict[str, Any]) -> None:
