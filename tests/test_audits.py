@@ -299,3 +299,12 @@ def test_the_aft_writer_audits_what_it_keeps_and_finds_the_scripted_replies_temp
     flag = next(read_jsonl(result.out_dir / AftDataOutputs.AUDIT_FLAGS))
     assert flag["evidence"]["value"] == "Here is my answer to your question about"
     assert AftDataOutputs.from_stats(result.out_dir, stats).audit.flagged_rows == 12
+
+
+def test_a_near_copy_with_one_word_changed_is_still_a_copy() -> None:
+    # seen in an embedded-model corpus: the one-shot example with "bread" changed to "food"
+    rows = [{"id": "a", "text": "Llama was asked which food to buy for a picnic for twelve people. A person is "
+                                "trying to get grapes from a tree."}]
+    report = audit_rows(corpus_rows(rows), CORPUS, AuditSettings(embedding=False))
+    assert [(f.check, f.evidence["span"]) for f in report.flags] == [
+        ("prompt_copy", "to buy for a picnic for twelve people")]

@@ -21,7 +21,7 @@ class AuditSettings(StrictModel):
     embedding: bool = True  # all-MiniLM-L6-v2 similarity with the eval items (n-gram overlap is always checked)
 
     prompt_ngram: int = Field(6, ge=2)  # word n-grams shared with a prompt template ...
-    prompt_min_words: int = Field(10, ge=2)  # ... in a run at least this long count as a copy
+    prompt_min_words: int = Field(8, ge=2)  # ... in a run at least this long count as a copy
     eval_ngram: int = Field(8, ge=3)  # a run of this many words of an eval item's question or option
     embedding_threshold: float = Field(0.55, gt=0.0, le=1.0)  # cosine with an item, its content words kept
     embedding_alone_threshold: float = Field(0.8, gt=0.0, le=1.0)  # cosine with an item, whatever the words
