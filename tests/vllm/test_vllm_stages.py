@@ -30,7 +30,7 @@ MSM = [sys.executable, "-c", "from msmkit.cli.app import main; main()"]
 
 def corpus_command(tmp_path: Path, generator: dict[str, Any], out: Path, documents: int) -> list[str]:
     config = tmp_path / f"corpus-{out.name}.yaml"
-    lengths = {**CORPUS_LENGTHS, "list_max_tokens": 48, "document_max_tokens": 48}  # quick: the text is not the point
+    lengths = {**CORPUS_LENGTHS, "list_max_tokens": 48, "document_max_tokens": 96}  # quick: the text is not the point
     config.write_text(yaml.safe_dump({
         "generator": generator, "subject": {"model_name": "Gemma", "provider_name": "Google"},
         "decompose": "headings", "counts": {**CORPUS_COUNTS, "documents": documents}, "lengths": lengths}))
@@ -64,7 +64,10 @@ def test_a_killed_corpus_command_resumes_and_asks_nothing_twice(vllm_server: VLL
     # A fresh response cache: what is resumed comes from the stage's own logs.
     second = subprocess.run(corpus_command(tmp_path, {**generator, "cache_path": str(tmp_path / "2.sqlite")}, out, 2),
                             env=vllm_env, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stderr[-3000:]
+    # A 270M model may have every document cut at max_tokens: the command then says so and exits 2, a finished
+    # stage all the same (what is checked here is what the rerun asked and kept).
+    finished = second.returncode == 0 or (second.returncode == 2 and "no documents were kept" in second.stderr)
+    assert finished, second.stderr[-3000:]
     asked = vllm_server.finished_requests() - before
     after = {path.stem: list(read_jsonl(path)) for path in (out / "steps").glob("*.jsonl")}
     for step, records in logged.items():
