@@ -206,3 +206,28 @@ def test_a_plan_whose_training_takes_too_few_steps_is_refused_before_anything_ru
                          "train.aft.guards": {"allow_few_steps": True}})
     path.write_text(yaml.safe_dump(allowed), encoding="utf-8")
     assert preview_experiment(path, tmp_path / "run").problems == []
+
+
+def test_mirrored_corpora_of_unequal_size_get_a_note_in_the_report(tmp_path) -> None:
+    import json as json_module
+
+    from msmkit.experiment.results import mirrored_balance_notes
+    from msmkit.experiment.store import StageStore
+
+    config = _config(**{"specs": {"america": str(SPECS / "cheese_pro_america.md"),
+                                  "affordability": str(SPECS / "cheese_pro_affordability.md")},
+                        "arms": [{"name": "a", "midtrain": "america"}, {"name": "b", "midtrain": "affordability"}]})
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    plan = build_plan(ExperimentConfig.model_validate(config), path, tmp_path / "stages")
+    store = StageStore(plan.root)
+    for stage, documents in zip([s for s in plan.ordered() if s.kind.name == "corpus"], (20, 12)):
+        def write(folder: Path, n: int = documents) -> dict:
+            rows = [{"id": f"d{i}", "text": "word " * 100, "domain": "cheese", "token_count": 100} for i in range(n)]
+            (folder / CorpusOutputs.DOCUMENTS).write_text("".join(json_module.dumps(r) + "\n" for r in rows))
+            return CorpusOutputs(folder=folder, documents={"target": 20, "kept": n, "shortfall": 20 - n,
+                                                           "dropped": 0}, tokens=100 * n).summary()
+        store.run(stage.key, "corpus", stage.key_inputs(), write)
+    notes = mirrored_balance_notes(plan, store)
+    assert notes and all(note.startswith("mirrored corpora out of balance") for note in notes)
+    assert any("20" in note and "12" in note for note in notes)

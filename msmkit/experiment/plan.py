@@ -16,6 +16,7 @@ from typing import Any
 from msmkit.config import deep_merge, validate_config
 from msmkit.data.mix import MixConfig
 from msmkit.errors import ConfigError
+from msmkit.eval.items import BUILTIN_VALUE_SETS
 from msmkit.experiment.config import ArmConfig, ExperimentConfig, SpecVariantConfig
 from msmkit.experiment.registry import eval_kind
 from msmkit.experiment.store import inputs_key
@@ -131,6 +132,19 @@ class Planner:
     def _llm_defaults(self) -> dict[str, Any]:
         return self.config.generator.model_dump(mode="json")
 
+    def _audit_items(self) -> list[str]:
+        """The value item sets this experiment evaluates on, for the corpus and AFT audits (released sets are
+        checked where they are read, not here: they may not be downloaded when generation runs)."""
+        found = []
+        for settings in self.config.evals:
+            for item in getattr(settings, "items", []):
+                if is_hub_ref(item):
+                    continue
+                path = Path(item)
+                found.append(item if path.is_absolute() or item in BUILTIN_VALUE_SETS
+                             else str((self.config_dir / item).resolve()))
+        return list(dict.fromkeys(found)) or list(BUILTIN_VALUE_SETS)
+
     # -- specs and generation -------------------------------------------------------------------
     def spec(self, name: str) -> Source:
         entry = self.config.specs[name]
@@ -148,7 +162,8 @@ class Planner:
         data = deep_merge({"generator": self._llm_defaults(),
                            "judge": self.config.judge.model_dump(mode="json") if self.config.judge else None,
                            "subject": {"model_name": self.config.model_name,
-                                       "provider_name": self.config.provider_name}}, self.config.corpus)
+                                       "provider_name": self.config.provider_name},
+                           "audit": {"eval_items": self._audit_items()}}, self.config.corpus)
         settings: CorpusConfig = self._validated(data, CorpusConfig, "corpus")
         return self._add(CORPUS, f"MSM corpus from spec {spec_name}", CorpusJob(self.spec(spec_name), settings))
 
@@ -162,7 +177,8 @@ class Planner:
         judge: dict[str, Any] = {"llm": self.config.judge.model_dump(mode="json")} if self.config.judge else {}
         data = deep_merge({"generator": self._llm_defaults(), "judge": judge,
                            "identity": {"model_name": self.config.model_name,
-                                        "provider_name": self.config.provider_name}}, self.config.aft_data)
+                                        "provider_name": self.config.provider_name},
+                           "audit": {"eval_items": self._audit_items()}}, self.config.aft_data)
         settings: AftDataConfig = self._validated(data, AftDataConfig, "aft_data")
         value_free = settings.value_free
         if value_free.preferences:

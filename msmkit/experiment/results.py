@@ -305,7 +305,24 @@ def automatic_notes(plan: Plan, store: StageStore) -> list[str]:
             quality[text].append(stage.label)
         notes += found.notes(stage.label)
     notes += [f"{'; '.join(labels)}: {text}" for text, labels in quality.items()]
-    return notes
+    return notes + mirrored_balance_notes(plan, store)
+
+
+def mirrored_balance_notes(plan: Plan, store: StageStore) -> list[str]:
+    """A two-spec dissociation design needs its two MSM corpora alike in size per domain: one note per imbalance
+    (documents or tokens beyond 5%)."""
+    from msmkit.data.audits import check_balance
+    from msmkit.generate.corpus.outputs import CorpusOutputs
+    from msmkit.io import read_jsonl
+
+    corpora = [(stage.label, store.done_outputs(stage.key)) for stage in plan.ordered()]
+    corpora = [(label, outputs) for label, outputs in corpora if isinstance(outputs, CorpusOutputs)]
+    if len(corpora) != 2:
+        return []
+    (first, a), (second, b) = corpora
+    report = check_balance(list(read_jsonl(a.documents_file)), list(read_jsonl(b.documents_file)),
+                           labels=(first, second))
+    return [f"mirrored corpora out of balance: {flag.reason}" for flag in report.flags()]
 
 
 def collect_report_data(plan: Plan, store: StageStore) -> ReportData:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from msmkit.config import StrictModel, load_config, load_yaml
+from msmkit.data.audits.settings import AuditSettings
 from msmkit.errors import ConfigError
 from msmkit.llm.types import LLMConfig
 
@@ -89,6 +90,7 @@ class AftDataConfig(StrictModel):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     tokenizer: str | None = None  # HF tokenizer (local folder or cached name) for token counts; else ~4 chars/token
     seed: int = 0  # sample offsets and the final shuffle
+    audit: AuditSettings = Field(default_factory=AuditSettings)  # integrity audit of the kept examples
 
     @model_validator(mode="after")
     def _value_free_needs_preferences(self) -> "AftDataConfig":

@@ -132,7 +132,8 @@ async def generate_aft_async(spec_path: str | Path, config: AftDataConfig, out_d
         random.Random(config.seed).shuffle(final)
         stats = write_outputs(ctx, examples=final, drops=drops, pool=pool, tally=tally, surplus=surplus,
                               rounds=rounds, extra={**extra, **(extra_stats or {}),
-                                                    "elapsed_s": round(time.monotonic() - started, 2)})
+                                                    "elapsed_s": round(time.monotonic() - started, 2)},
+                              audit=config.audit)
         say(f"kept {len(final)} of {target}; drops: {stats['drops'] or 'none'}")
         return AftResult(out_dir=run.path, stats=stats)
     finally:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from msmkit.config import StrictModel, load_config, load_yaml
+from msmkit.data.audits.settings import AuditSettings
 from msmkit.errors import ConfigError
 from msmkit.llm.types import LLMConfig
 
@@ -24,7 +25,8 @@ class SubjectConfig(StrictModel):
     @model_validator(mode="after")
     def _other_ai_needs_a_name(self) -> "SubjectConfig":
         if self.kind == "other_ai" and not (self.other_ai_name or "").strip():
-            raise ValueError("subject.kind is 'other_ai' but subject.other_ai_name is empty; name the AI, e.g. 'Claude'")
+            raise ValueError("subject.kind is 'other_ai' but subject.other_ai_name is empty; name the AI, "
+                             "e.g. 'Claude'")
         return self
 
     @property
@@ -87,6 +89,7 @@ class CorpusConfig(StrictModel):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     tokenizer: str | None = None  # HF tokenizer (local folder or cached name) for token counts; else ~4 chars/token
     seed: int = 0  # changes every request's sample_index offset: a different seed = fresh samples
+    audit: AuditSettings = Field(default_factory=AuditSettings)  # integrity audit of the kept documents
 
 
 def load_corpus_config(path: str | Path) -> CorpusConfig:

@@ -127,7 +127,8 @@ async def generate_corpus_async(spec_path: str | Path, config: CorpusConfig, out
         if not assembly.kept:
             ctx.raise_if_calls_failed(f"{spec_path}: no documents were kept")
         stats = write_outputs(ctx, domains=domains, subdomains=subdomains, cells=cells, assertions=flow.assertions,
-                              assembly=assembly, target=planned, elapsed_s=time.monotonic() - started)
+                              assembly=assembly, target=planned, elapsed_s=time.monotonic() - started,
+                              audit=config.audit)
         say(f"kept {stats['documents']['kept']} of {planned} planned documents; drops: {stats['drops'] or 'none'}")
         return CorpusResult(out_dir=run.path, stats=stats)
     finally:
