@@ -1,7 +1,7 @@
 """A grid of 6 independent trainings and 12 evals on tiny models: `msm run` in process (the default) against the
 local submitit executor with 2 workers, side by side in one run, with identical results required.
 
-    .venv/bin/python benchmarks/grid.py [--epochs 40] [--items 16] [--workers 2]
+    .venv/bin/python benchmarks/grid.py [--epochs 10] [--items 8] [--workers 2]
 
 The grid: 2 specs x 3 seeds of midtraining on a tiny Llama (6 trainings, each independent of the others), each
 model scored by the values and capability evals (12 evals). The two MSM corpora are generated once beforehand
@@ -116,8 +116,8 @@ def timed_run(config: dict[str, Any], executor: dict[str, Any], root: Path, gene
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=float, default=40.0, help="midtraining epochs over each small corpus")
-    parser.add_argument("--items", type=int, default=16, help="items per value set and capability questions")
+    parser.add_argument("--epochs", type=float, default=10.0, help="midtraining epochs over each small corpus")
+    parser.add_argument("--items", type=int, default=8, help="items per value set and capability questions")
     parser.add_argument("--workers", type=int, default=2)
     arguments = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-grid")

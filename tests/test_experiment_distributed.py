@@ -146,7 +146,7 @@ def test_a_worker_killed_mid_stage_fails_only_that_branch_and_a_rerun_finishes_i
         _, stderr = process.communicate(timeout=400)
         assert process.returncode == 1, stderr  # a failed stage: msm run says so in its exit status
         killed = StageStore(out / "stages").record(worker["key"])
-        assert killed.state == "failed" and "stopped without finishing" in (killed.error or "")
+        assert killed.state == "failed" and "stopped before finishing the stage" in (killed.error or "")
         done_before = set(_done(out))
         assert done_before and worker["key"] not in done_before
         dependents = {key for key, deps in _deps(out).items() if worker["key"] in deps}

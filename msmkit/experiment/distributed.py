@@ -111,11 +111,16 @@ class _Running:
 
 
 def _error_line(exc: Exception) -> str:
-    """The telling line of a job's error: a traceback's last line, else the first."""
+    """The telling line of a job's error: the last line of the traceback it carries (the exception raised in
+    the worker), else its first line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
-    return lines[-1] if any(line.startswith("Traceback") for line in lines) else lines[0]
+    start = next((i for i, line in enumerate(lines) if line.startswith("Traceback")), None)
+    if start is None:
+        return lines[0]
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("---")), len(lines))
+    return lines[end - 1]
 
 
 class SubmititLauncher:
@@ -197,9 +202,9 @@ class SubmititLauncher:
             if record.state != "failed" or failed.stat().st_mtime < running.submitted - 1:  # not from this job
                 died = isinstance(exc, submitit.core.utils.UncompletedJobError) and \
                     not isinstance(exc, submitit.core.utils.FailedJobError)  # no result: the process just ended
-                why = "it was killed, ran out of memory or lost its node" if died else _error_line(exc)
-                self.store.mark_lost(key, f"its worker (job {running.job.job_id}) stopped without finishing the "
-                                          f"stage: {why}; its output is in {log}")
+                what = "stopped before finishing the stage (killed, out of memory or its node lost)" if died \
+                    else f"failed: {_error_line(exc)}"
+                self.store.mark_lost(key, f"its worker (job {running.job.job_id}) {what}; its output is in {log}")
                 record = self.store.record(key)
             return Finished(key, error=record.error or _error_line(exc), log=log)
         return Finished(key, ran=bool(result["ran"]), seconds=result["seconds"], log=log)
