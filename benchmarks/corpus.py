@@ -26,6 +26,12 @@ assume the long calls could be started first.
 Reported per pipeline: generation wall time (stats elapsed_s: the pipeline, without writing outputs), the
 ideal, their ratio (target for the flow: <= 1.15), calls, the most requests the server saw in flight, the
 pipeline process's CPU time, and the load average.
+
+Measured on the 2-core development machine (shared; load average 1.9-2.9), 1,000 documents, judge on,
+concurrency 64, sigma 1, one run each:
+- mean 0.2 s: flow 8.9 s, waves 15.7 s; lower bound 3.6 s, greedy schedule 5.3 s (flow 1.68x of it). The flow
+  is CPU-bound here: 6.2 s of client CPU for 2,200 calls (the SDK and HTTP with 12 KB prompts, ~2.8 ms a call).
+- mean 1.0 s: flow 28.0 s, waves 69.1 s; lower bound 18.0 s, greedy schedule 26.3 s (flow 1.06x of it).
 """
 
 from __future__ import annotations
