@@ -156,7 +156,8 @@ def test_a_worker_killed_mid_stage_fails_only_that_branch_and_a_rerun_finishes_i
         # The rerun here goes in process (quicker to start): the folder alone says what is left, whoever runs it.
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
         again = tmp_path / "in-process.yaml"
-        again.write_text(yaml.safe_dump({**config, "executor": {"kind": "inprocess"}}), encoding="utf-8")
+        again.write_text(yaml.safe_dump({**config, "executor": {"kind": "inprocess"}}, sort_keys=False),
+                         encoding="utf-8")  # in the same order: the first spec is the shared AFT set's
         resumed = run_experiment(again, out)
         assert server.stats.completions == reference.calls  # no LLM answer was asked for twice
     assert not resumed.failed and not resumed.blocked
