@@ -27,11 +27,12 @@ Reported per pipeline: generation wall time (stats elapsed_s: the pipeline, with
 ideal, their ratio (target for the flow: <= 1.15), calls, the most requests the server saw in flight, the
 pipeline process's CPU time, and the load average.
 
-Measured on the 2-core development machine (shared; load average 1.9-2.9), 1,000 documents, judge on,
+Measured on the 2-core development machine, idle (load average 0.35-0.54), 1,000 documents, judge on,
 concurrency 64, sigma 1, one run each:
-- mean 0.2 s: flow 8.9 s, waves 15.7 s; lower bound 3.6 s, greedy schedule 5.3 s (flow 1.68x of it). The flow
-  is CPU-bound here: 6.2 s of client CPU for 2,200 calls (the SDK and HTTP with 12 KB prompts, ~2.8 ms a call).
-- mean 1.0 s: flow 28.0 s, waves 69.1 s; lower bound 18.0 s, greedy schedule 26.3 s (flow 1.06x of it).
+- mean 1.0 s: flow 26.98 s, waves 67.1 s; greedy schedule 26.62 s (flow 1.013x of it, waves 2.55x); lower bound
+  18.04 s (flow 1.50x, waves 3.72x).
+- mean 0.2 s: flow 6.71 s, waves 14.68 s; greedy schedule 5.27 s (flow 1.27x); lower bound 3.61 s (flow 1.86x).
+  The flow is CPU-bound here: 5.6 s of client CPU in 6.7 s for 2,200 calls (the SDK and HTTP with 12 KB prompts).
 """
 
 from __future__ import annotations

@@ -12,11 +12,18 @@ SDK's lazily built parts ready: the steady state a long generation run lives in)
 the load average before and after it, and with the client process's CPU time per request (our code + the
 SDK + HTTP), which depends much less on what else the machine runs than the wall time does.
 
-Measured on the shared 2-core machine at load average 3.3-5.4 (no quiet window came): interactive ratio
-1.82-2.08 with 1.35-1.66 ms client CPU per request; batch-like 1.17-1.50 with 1.35-1.72 ms; cached 11,289/s.
-msmkit's own share (the client over a backend that only sleeps): 0.10-0.17 ms per request before the hot-path
-changes, 0.095 after; the rest is the OpenAI SDK with its aiohttp transport (a bare SDK `post` loop: 0.94-1.09
-ms per request on the same machine, bare aiohttp 0.27 ms).
+Measured on the 2-core development machine, idle (load average 0.0-0.4), 3 runs each, after the client feeds a batch
+through one worker per concurrency slot (before: one task per request, each looking up the cache before the first
+sends went out):
+- interactive: 1.145-1.175 (before 1.130-1.171), 0.93-1.06 ms client CPU per request: the target is not held in
+  every run;
+- batch-like: 1.090-1.114 (before 1.123-1.141);
+- cached: 18,893 answers/s.
+The floors on the same machine and server, same worker pattern: a bare aiohttp client 1.10-1.12 (interactive) and
+1.024-1.026 (batch-like) at 0.22-0.25 ms CPU per request; the bare OpenAI SDK `post` over its aiohttp transport
+(what msmkit calls, with nothing of msmkit around it) 1.11-1.14 and 1.08-1.10 at 0.92-1.11 ms. At 64 x 100 ms
+2,000 requests are 32 rounds, not 31.25 (2.4% of the ideal), and the test server adds 1.7 ms even at concurrency 1.
+msmkit's own share (the client over a backend that only sleeps) is 0.095 ms per request; the rest is the SDK.
 """
 
 from __future__ import annotations

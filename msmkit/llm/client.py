@@ -230,15 +230,19 @@ class LLMClient:
                                    ) -> list[LLMResponse | LLMCallFailed]:
         """Concurrent individual calls (no batch API), with a progress bar."""
         results: list[LLMResponse | LLMCallFailed] = [None] * len(requests)  # type: ignore[list-item]
+        queue = iter(enumerate(requests))  # shared by the workers: each request is taken exactly once
         with progress_bar(description, total=len(requests)) as advance:
-            async def one(index: int, request: LLMRequest) -> None:
-                try:
-                    results[index] = await self.complete(request)
-                except LLMCallFailed as exc:
-                    results[index] = exc
-                advance()
+            async def worker() -> None:
+                for index, request in queue:
+                    try:
+                        results[index] = await self.complete(request)
+                    except LLMCallFailed as exc:
+                        results[index] = exc
+                    advance()
 
-            await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+            # One worker per concurrency slot, not one task per request: thousands of tasks would each look up the
+            # cache before the first sends went out (0.2-0.4 s at the start of a 2,000-4,000 request batch).
+            await asyncio.gather(*(worker() for _ in range(min(len(requests), self.config.concurrency))))
         return results
 
     async def aclose(self) -> None:
