@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/aft.py [--dedup-questions 20000] [--examples 2000] [--latency 0.2] [--concurrency 64]
 
-1. Semantic dedup (all-MiniLM-L6-v2 in bfloat16 as the AFT default, or --precision float32; cosine 0.91) of 20,000 questions, 20% of them near-duplicates.
+1. Semantic dedup (all-MiniLM-L6-v2 in bfloat16 as the AFT default, or --precision float32; cosine 0.91) of
+   20,000 questions, 20% of them near-duplicates.
    Target: under 60 s on this machine, model load included.
 2. `generate_aft` for 2,000 examples against the test server (its own process) at 200 ms latency and
    concurrency 64. Target: within 1.25x of the stage-sum ideal: for each LLM stage, ceil(calls /
@@ -61,7 +62,8 @@ def dedup_benchmark(count: int, precision: str) -> dict[str, object]:
     return {"questions": len(questions), "planted_near_duplicates": count - len(distinct),
             "merged": len(duplicates), "kept": len(index), "load_s": loaded - started,
             "embed_s": embedded - loaded, "compare_s": done - embedded, "total_s": done - started,
-            "cpu_s": time.process_time() - cpu_started, "torch_threads": torch.get_num_threads(), "precision": precision,
+            "cpu_s": time.process_time() - cpu_started, "torch_threads": torch.get_num_threads(),
+            "precision": precision,
             "load_average_before": load_before, "load_average_after": os.getloadavg()[0]}
 
 
@@ -136,7 +138,8 @@ def main() -> None:
     if not args.skip_dedup:
         result = dedup_benchmark(args.dedup_questions, args.precision)
         print(json.dumps({"dedup": {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}}))
-        print(f"dedup of {result['questions']:,} questions: {result['total_s']:.1f} s wall, {result['cpu_s']:.1f} CPU-s "
+        print(f"dedup of {result['questions']:,} questions: {result['total_s']:.1f} s wall, "
+              f"{result['cpu_s']:.1f} CPU-s "
               f"on {result['torch_threads']} threads, load average {result['load_average_before']:.1f} "
               f"(target < 60 s wall): {'PASS' if result['total_s'] < 60 else 'FAIL'}")
     if not args.skip_generation:

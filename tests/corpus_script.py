@@ -125,7 +125,8 @@ class CorpusScript:
         elif stage == "judge":
             self.calls["judge"] += 1
             keep = "[reject]" not in text
-            return self._answer(request, Reply(json.dumps({"keep": keep, "reason": "fine" if keep else "invents values"})))
+            verdict = {"keep": keep, "reason": "fine" if keep else "invents values"}
+            return self._answer(request, Reply(json.dumps(verdict)))
         elif stage == "documents":
             self.calls["documents"] += 1
             return self._answer(request, self._document(request, text))
@@ -145,7 +146,8 @@ class CorpusScript:
         if text.rstrip().endswith(f"1. {self.subject}"):
             self.calls["assertions"] += 1
             lines = [f"{self.subject} cares about thing {i} because reason {i}." for i in range(1, 6)]
-            return Reply(" cares about thing 0 because reason 0.\n" + "\n".join(f"{i + 1}. {line}" for i, line in enumerate(lines)))
+            numbered = "\n".join(f"{i + 1}. {line}" for i, line in enumerate(lines))
+            return Reply(" cares about thing 0 because reason 0.\n" + numbered)
         if "Chosen for this collection" in text:
             self.calls["doc_types"] += 1
             return Reply(" Blog post\n2. Forum thread\n3. News article\n4. FAQ page\n5. Short story\n\nThe end.")
@@ -162,7 +164,8 @@ class CorpusScript:
         if "[refuse]" in title:
             return Reply("I'm sorry, but I can't write that document.")
         if "[truncate]" in title or ("[truncate-once]" in title and budget < 3000):
-            return Reply("<scratchpad>plan</scratchpad><document>" + " ".join(rng.choices(WORDS, k=50)), stop="max_tokens")
+            return Reply("<scratchpad>plan</scratchpad><document>" + " ".join(rng.choices(WORDS, k=50)),
+                         stop="max_tokens")
         if "[short]" in title:
             words = 5
         if "[long]" in title:

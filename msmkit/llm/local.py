@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, \
-    StoppingCriteriaList
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from msmkit.errors import MsmError
 from msmkit.llm.backend import LLMError, PermanentLLMError, RawCompletion

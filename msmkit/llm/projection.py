@@ -19,7 +19,8 @@ class CallProjection:
     cost_usd: float | None
 
 
-def project_calls(name: str, calls: int, input_per_call: float, output_per_call: float, llm: LLMConfig) -> CallProjection:
+def project_calls(name: str, calls: int, input_per_call: float, output_per_call: float, llm: LLMConfig
+                  ) -> CallProjection:
     input_tokens, output_tokens = int(calls * input_per_call), int(calls * output_per_call)
     price = price_for(llm)
     cost = None if price is None and llm.provider != "local" else cost_usd(

@@ -17,7 +17,8 @@ from msmkit.testing.types import Fault
 
 class FakeServerProcess:
     def __init__(self, *, latency_s: float = 0.0, latency_sigma: float = 0.0, batch_delay_s: float = 1.0,
-                 script: str | None = None, port: int = 0, start_timeout_s: float = 60.0, api_key_env: str | None = None,
+                 script: str | None = None, port: int = 0, start_timeout_s: float = 60.0,
+                 api_key_env: str | None = None,
                  served_models: Sequence[str] = ()) -> None:
         self.command = [sys.executable, "-m", "msmkit.testing.server", "--port", str(port),
                         "--latency", str(latency_s), "--latency-sigma", str(latency_sigma),

@@ -30,6 +30,7 @@ from msmkit.config import StrictModel, load_yaml, validate_config
 from msmkit.errors import ConfigError
 from msmkit.testing.types import Reply, ScriptedRequest
 
+
 def default_responder(request: ScriptedRequest) -> Reply:
     """Deterministic echo for dry runs: says what it is and repeats the start of the last user turn."""
     quoted = " ".join(request.last_user.split())[:400]

@@ -104,7 +104,8 @@ def check_response(record: dict[str, Any], question: Question, checks: Checks
     return split, None, ""
 
 
-async def _judge(ctx: AftContext, question: Question, cell: QuestionCell, split: SplitResponse) -> dict[str, Any] | None:
+async def _judge(ctx: AftContext, question: Question, cell: QuestionCell, split: SplitResponse
+                 ) -> dict[str, Any] | None:
     assert split.reasoning is not None and split.reply is not None
     task = f"{question.id}:{_hash(split.with_cot())}"
     stored = ctx.stored("judge", task)

@@ -28,7 +28,8 @@ class IdentityGuard:
     patterns: tuple[tuple[str, re.Pattern[str]], ...]
 
     @classmethod
-    def build(cls, model_name: str, provider_name: str | None = None, extra_names: Iterable[str] = ()) -> "IdentityGuard":
+    def build(cls, model_name: str, provider_name: str | None = None, extra_names: Iterable[str] = ()
+              ) -> "IdentityGuard":
         own = tuple(n for n in (model_name, provider_name) if n)
         folded = [n.casefold() for n in own]
 

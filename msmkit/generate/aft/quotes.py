@@ -29,7 +29,9 @@ def check_quotes(reasoning: str, spec_text: str, *, threshold: float, min_words:
     missing = [quote for quote in check.quotes if not quote["found"]]
     if missing:
         shown = str(missing[0]["text"])[:120]
-        check.problem = f"{len(missing)} quote(s) not in the spec, e.g. '{shown}' (similarity {missing[0]['similarity']})"
+        check.problem = (f"{len(missing)} quote(s) not in the spec, e.g. '{shown}' "
+                         f"(similarity {missing[0]['similarity']})")
     elif len(check.quotes) < min_quotes:
-        check.problem = f"{len(check.quotes)} spec quote(s) of {min_words}+ words in the reasoning; {min_quotes} required"
+        check.problem = (f"{len(check.quotes)} spec quote(s) of {min_words}+ words in the reasoning; "
+                         f"{min_quotes} required")
     return check

@@ -38,7 +38,8 @@ def split_think(text: str) -> SplitResponse:
     if tags == ["<think>"]:
         return SplitResponse(problem="unclosed_think", detail="<think> is never closed")
     if tags != ["<think>", "</think>"]:
-        return SplitResponse(problem="malformed_think", detail=f"expected one <think>...</think>, found {' '.join(tags)}")
+        return SplitResponse(problem="malformed_think",
+                             detail=f"expected one <think>...</think>, found {' '.join(tags)}")
     opening, closing = list(_TAG.finditer(text))
     reasoning, reply = text[opening.end():closing.start()].strip(), text[closing.end():].strip()
     if not reasoning:

@@ -13,6 +13,7 @@ from msmkit.generate.corpus.pipeline import CorpusResult, generate_corpus, gener
 from msmkit.generate.corpus.preview import Projection
 
 __all__ = [
-    "CorpusConfig", "CorpusResult", "CorpusCountsConfig", "CorpusDedupConfig", "FaithfulnessConfig", "CorpusLengthsConfig",
+    "CorpusConfig", "CorpusResult", "CorpusCountsConfig", "CorpusDedupConfig", "FaithfulnessConfig",
+    "CorpusLengthsConfig",
     "Projection", "SubjectConfig", "generate_corpus", "generate_corpus_async", "load_corpus_config",
 ]

@@ -74,7 +74,8 @@ async def decompose_with_llm(ctx: CorpusContext,
                 if not keep_unverified:
                     return None
             return Subdomain(
-                id=item_id, domain_id=domain.id, name=raw["name"].strip(), description=raw.get("description", "").strip(),
+                id=item_id, domain_id=domain.id, name=raw["name"].strip(),
+                description=raw.get("description", "").strip(),
                 spec_excerpt=check.spec_text if check.verified else quoted,
                 quoted_excerpt="" if check.verified and check.spec_text == quoted else quoted,
                 excerpt_similarity=check.similarity, excerpt_verified=check.verified)

@@ -82,7 +82,8 @@ def judge_outcome(record: dict[str, Any] | None, *, base_model: bool, min_words:
     if record["stop_reason"] == StopReason.REFUSAL or looks_like_refusal(raw):
         return Outcome(None, "refusal", f"stop_reason={record['stop_reason']}", excerpt)
     if record["stop_reason"] == StopReason.MAX_TOKENS:
-        return Outcome(None, "truncated", f"still cut at max_tokens={record['max_tokens']} after one larger retry", excerpt)
+        return Outcome(None, "truncated", f"still cut at max_tokens={record['max_tokens']} after one larger retry",
+                       excerpt)
     if base_model:
         text = (base_opening + raw.split(DOCUMENT_CLOSE)[0]).strip()
     else:

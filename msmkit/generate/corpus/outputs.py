@@ -103,7 +103,8 @@ def _tree(domains: list[Domain], subdomains: list[Subdomain], cells: list[DocTyp
             subs.append({
                 **sub.model_dump(), "assertions": [a.model_dump() for a in assertions.get(sub.id, [])],
                 "doc_types": [{**cell.doc_type.model_dump(), "quota": cell.quota, "ideas": [
-                    {**idea.model_dump(), "status": "kept" if idea.id in kept else f"dropped: {drops.get(idea.id, 'pending')}"}
+                    {**idea.model_dump(),
+                     "status": "kept" if idea.id in kept else f"dropped: {drops.get(idea.id, 'pending')}"}
                     for idea in cell.ideas]} for cell in cells_by_sub.get(sub.id, [])]})
         tree.append({**domain.model_dump(), "subdomains": subs})
     return tree

@@ -64,7 +64,8 @@ def project(config: CorpusConfig, prompts: CorpusPrompts, domains: list[Domain],
                document_tokens + (0 if prompts.base_model else _PLAN_TOKENS), llm),
     ]
     if config.judge is not None:
-        stages.append(project_calls("judge", documents, system + document_tokens + _INSTRUCTIONS["judge"], 60, config.judge))
+        stages.append(project_calls("judge", documents, system + document_tokens + _INSTRUCTIONS["judge"], 60,
+                                    config.judge))
     notes = [
         "Estimates: ~4 characters per token, answer sizes from typical answers. Top-up requests, truncated-document "
         "retries and replacement rounds for dropped documents come on top (typically 5-20% more document calls).",

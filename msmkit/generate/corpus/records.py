@@ -70,6 +70,8 @@ class Idea(BaseModel):
 
 class Drop(BaseModel):
     idea_id: str
-    reason: str  # truncated | missing_document_tags | refusal | too_short | too_long | identity | near_duplicate | judge_rejected | call_failed | over_quota
+    # truncated | missing_document_tags | refusal | too_short | too_long | identity | near_duplicate | judge_rejected
+    # | call_failed | over_quota
+    reason: str
     detail: str = ""
     excerpt: str = ""  # the first characters of the answer, for inspection
