@@ -24,6 +24,7 @@ from msmkit.experiment.registry import EVAL_KINDS, STAGE_KINDS
 from msmkit.generate.aft.outputs import AftDataOutputs
 from msmkit.generate.baselines.neutral import NeutralOutputs
 from msmkit.generate.corpus.outputs import CorpusOutputs
+from msmkit.stages.balance import BalanceOutputs
 from msmkit.stages.contract import StageOutputs
 from msmkit.stages.eval_agentic import AgenticOutputs
 from msmkit.stages.eval_capability import CapabilityOutputs
@@ -110,6 +111,30 @@ def test_settings_that_change_a_result_change_that_stage_and_what_depends_on_it(
     assert moved == changed, (change, moved)
 
 
+def _trim() -> dict[str, Any]:
+    """Trim the two specs the grid midtrains on to balance (a fresh dict: `_config` sets values as given)."""
+    return {"balance": {"trim": True, "pairs": [["america", "rules"]]}}
+
+
+def test_trimming_a_mirrored_pair_adds_one_balance_stage_and_moves_what_trains_on_it(tmp_path) -> None:
+    before, after = _keys(tmp_path), _keys(tmp_path, **_trim())
+    assert "balance" not in before and len(after["balance"]) == 1
+    moved = {kind for kind in before if before[kind] != after[kind]}
+    # the neutral control matches the (now trimmed) corpus of the first spec
+    assert moved == {"neutral", "midtrain", "aft", "eval-values", "eval-capability"}
+
+
+@pytest.mark.parametrize(("change", "changed"), [
+    ({"balance.tolerance": 0.2}, {"balance", "neutral", "midtrain", "aft", "eval-values", "eval-capability"}),
+    ({"corpus.temperature": 0.5}, {"corpus", "balance", "neutral", "midtrain", "aft", "eval-values",
+                                   "eval-capability"}),
+    ({"generator.concurrency": 64}, set()),
+])
+def test_a_balance_stage_key_follows_its_tolerance_and_its_corpora(tmp_path, change, changed) -> None:
+    before, after = _keys(tmp_path, **_trim()), _keys(tmp_path, **_trim(), **change)
+    assert {kind for kind in before if before[kind] != after[kind]} == changed
+
+
 def test_a_spec_file_is_identified_by_its_content_not_its_path(tmp_path) -> None:
     copy = tmp_path / "copy.md"
     copy.write_text((SPECS / "cheese_pro_america.md").read_text(encoding="utf-8"), encoding="utf-8")
@@ -122,6 +147,8 @@ OUTPUT_EXAMPLES: list[StageOutputs] = [
     VariantOutputs(folder=Path("f"), variant_notes=["kept 12 rules"]),
     CorpusOutputs(folder=Path("f"), documents={"target": 4, "kept": 3, "shortfall": 1, "dropped": 2}, tokens=900,
                   quality_note="note"),
+    BalanceOutputs(folder=Path("f"), labels=("america", "affordability"), tolerance=0.05, documents=(12, 8),
+                   kept=(8, 8), tokens=(1200, 800), kept_tokens=(800, 800), balanced=True),
     NeutralOutputs(folder=Path("f"), documents=3, tokens=880, target_tokens=900, within_tolerance=True),
     AftDataOutputs(folder=Path("f"), examples={"target": 8, "kept": 8, "shortfall": 0}, judge_pass_rate=0.75),
     MixOutputs(folder=Path("f"), aft_rows=8, general_rows_used=8, achieved_ratio=1.0, short_of_general_data=False),

@@ -134,6 +134,20 @@ class SweepConfig(StrictModel):
         return self
 
 
+class BalanceConfig(StrictModel):
+    """Balance of mirrored corpora (a two-spec dissociation design, e.g. pro-America vs pro-affordability): the
+    two MSM corpora of each pair should hold as many documents and tokens, domain by domain, or a difference
+    between their models may be one of dose. With `trim: false` the report notes each imbalance; with
+    `trim: true` a `balance` stage per pair drops documents until both corpora are within `tolerance` (recording
+    every one it drops), and the arms midtrained on either spec train on the trimmed corpora."""
+
+    # [spec, spec] pairs whose corpora are balanced; default: the specs of every two MSM arms in `comparisons`
+    pairs: list[tuple[str, str]] | None = None
+    # allowed relative gap (|a - b| over the larger) of documents and of tokens, per domain and in total
+    tolerance: float = Field(0.05, ge=0, lt=1)
+    trim: bool = False  # trim the pairs' corpora to balance before midtraining (false: only note an imbalance)
+
+
 class SlurmConfig(StrictModel):
     """Slurm job settings for `executor: {kind: slurm}`: one job per stage, submitted through submitit. The run
     folder must be on a filesystem every node shares (with file locks, as NFS, Lustre and GPFS have)."""
@@ -205,6 +219,7 @@ class ExperimentConfig(StrictModel):
     evals: list[EvalSettings] = Field(default_factory=lambda: [ValuesEvalSettings(), CapabilityEvalSettings()])
     # Pairs [first, second] compared item by item (first minus second); default: every arm against the first.
     comparisons: list[tuple[str, str]] | None = None
+    balance: BalanceConfig = Field(default_factory=BalanceConfig)  # mirrored corpora: note an imbalance, or trim
     sweep: SweepConfig | None = None
     gate: GateConfig | None = None
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
@@ -257,11 +272,55 @@ class ExperimentConfig(StrictModel):
                                  f"{', '.join(a.name for a in swept if not a.midtrain)}")
         return self
 
+    @model_validator(mode="after")
+    def _balance_pairs(self) -> "ExperimentConfig":
+        midtrained = {arm.midtrain for arm in self.arms if arm.midtrain and arm.midtrain != "neutral"}
+        seen: set[frozenset[str]] = set()
+        for index, pair in enumerate(self.balance.pairs or []):
+            where = f"balance.pairs[{index}]"
+            for name in pair:
+                if name not in self.specs:
+                    raise ValueError(f"{where} names an unknown spec {name!r} (specs: {', '.join(self.specs)})")
+                if name not in midtrained:
+                    raise ValueError(f"{where}: no arm midtrains on spec {name!r}; a pair balances the corpora of "
+                                     "two MSM arms")
+            if pair[0] == pair[1]:
+                raise ValueError(f"{where} pairs spec {pair[0]!r} with itself")
+            if frozenset(pair) in seen:
+                raise ValueError(f"{where} repeats the pair {pair[0]} / {pair[1]}")
+            seen.add(frozenset(pair))
+        if not self.balance.trim:
+            return self
+        pairs = self.mirrored_pairs()
+        if not pairs:
+            raise ValueError("balance.trim is true but there is no mirrored pair to trim: list them in "
+                             "balance.pairs, or compare two arms midtrained on different specs in `comparisons`")
+        for name in {name for pair in pairs for name in pair}:
+            mine = [f"{a} / {b}" for a, b in pairs if name in (a, b)]
+            if len(mine) > 1:
+                raise ValueError(f"balance.trim: spec {name!r} is in {len(mine)} mirrored pairs ({', '.join(mine)}), "
+                                 "but its arms can train on one trimmed corpus only: list the pairs to trim in "
+                                 "balance.pairs")
+        return self
+
     def comparison_pairs(self) -> list[tuple[str, str]]:
         if self.comparisons is not None:
             return [tuple(pair) for pair in self.comparisons]  # type: ignore[misc]
         first = self.arms[0].name
         return [(arm.name, first) for arm in self.arms[1:]]
+
+    def mirrored_pairs(self) -> list[tuple[str, str]]:
+        """The spec pairs whose corpora are balanced: `balance.pairs`, or else the specs of every two arms
+        midtrained on different specs that `comparisons` sets side by side."""
+        if self.balance.pairs is not None:
+            return [tuple(pair) for pair in self.balance.pairs]  # type: ignore[misc]
+        midtrain = {arm.name: arm.midtrain for arm in self.arms}
+        found: list[tuple[str, str]] = []
+        for first, second in self.comparison_pairs():
+            a, b = midtrain[first], midtrain[second]
+            if a and b and a != b and "neutral" not in (a, b) and (a, b) not in found and (b, a) not in found:
+                found.append((a, b))
+        return found
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

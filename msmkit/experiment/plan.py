@@ -9,7 +9,7 @@ it is built once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from msmkit.generate.baselines.neutral import NeutralConfig
 from msmkit.generate.corpus.config import CorpusConfig
 from msmkit.hub import is_hub_ref
 from msmkit.stages.aft_data import AFT_DATA, MODE_TITLES, AftDataJob
+from msmkit.stages.balance import BALANCE, SIDES, BalanceJob
 from msmkit.stages.contract import EvalPlanContext, FileInput, Source, StageJob, StageKind, StageRef
 from msmkit.stages.corpus import CORPUS, CorpusJob
 from msmkit.stages.mix import MIX, MixJob
@@ -68,6 +69,15 @@ class GridPoint:
     msm_documents: int | None = None  # None: the whole corpus
 
 
+@dataclass(frozen=True)
+class MirroredPair:
+    """Two specs of a dissociation design whose MSM corpora should balance, and the stages that hold them."""
+
+    specs: tuple[str, str]
+    corpora: tuple[str, str]  # their corpus stages' keys
+    balance: str | None  # the balance stage that trims them (balance.trim), else None
+
+
 @dataclass
 class Plan:
     config: ExperimentConfig
@@ -77,6 +87,7 @@ class Plan:
     points: list[GridPoint]
     prompt_style: str = "completion"  # how every arm's evals prompt the model
     base_model: str = "embedded"  # the base model as it loads here (a config-relative folder made absolute)
+    mirrored: list[MirroredPair] = field(default_factory=list)
 
     def dir(self, key: str) -> Path:
         return self.root / key
@@ -104,6 +115,10 @@ class Planner:
         self.train = self._validated(config.train, TrainConfig, "train")
         self.prompt_style = config.eval_prompt_style if config.eval_prompt_style != "auto" \
             else base_prompt_style(self.base_model)
+        self.pairs = config.mirrored_pairs()
+        # spec -> (its pair, its side) for the pairs trimmed before midtraining
+        self.trimmed = {name: (pair, side) for pair in self.pairs for side, name in zip(SIDES, pair)} \
+            if config.balance.trim else {}
 
     # -- helpers --------------------------------------------------------------------------------
     def _validated(self, data: dict[str, Any], model: type, section: str) -> Any:
@@ -167,8 +182,25 @@ class Planner:
         settings: CorpusConfig = self._validated(data, CorpusConfig, "corpus")
         return self._add(CORPUS, f"MSM corpus from spec {spec_name}", CorpusJob(self.spec(spec_name), settings))
 
+    def balance(self, pair: tuple[str, str]) -> StageRef:
+        a, b = pair
+        job = BalanceJob(self.corpus(a), self.corpus(b), self.config.balance.tolerance, pair)
+        return self._add(BALANCE, f"balance of mirrored corpora {a} vs {b}", job)
+
+    def training_corpus(self, spec_name: str) -> StageRef:
+        """The corpus a spec's MSM arms train on: its own, or its side of its mirrored pair trimmed to balance."""
+        if spec_name not in self.trimmed:
+            return self.corpus(spec_name)
+        pair, side = self.trimmed[spec_name]
+        return replace(self.balance(pair), part=side)
+
+    def mirrored(self) -> list[MirroredPair]:
+        return [MirroredPair(pair, (self.corpus(pair[0]).key, self.corpus(pair[1]).key),
+                             self.balance(pair).key if self.config.balance.trim else None) for pair in self.pairs]
+
     def neutral(self) -> StageRef:
-        match = self.corpus(self.config.neutral_match or next(iter(self.config.specs)))
+        # as many tokens as the corpus its MSM arms train on, trimmed or not
+        match = self.training_corpus(self.config.neutral_match or next(iter(self.config.specs)))
         settings: NeutralConfig = self._validated(deep_merge({"generator": self._llm_defaults()}, self.config.neutral),
                                                   NeutralConfig, "neutral")
         return self._add(NEUTRAL, "token-matched neutral corpus", NeutralJob(match, settings))
@@ -221,11 +253,12 @@ class Planner:
 
     # -- training and evaluation -----------------------------------------------------------------
     def midtrain(self, source: str, seed: int, documents: int | None = None) -> StageRef:
-        corpus = self.neutral() if source == "neutral" else self.corpus(source)
+        corpus = self.neutral() if source == "neutral" else self.training_corpus(source)
         config = self.train.midtrain.model_copy(deep=True)
         config.optim.seed, config.data.max_rows = seed, documents
         dose = f", first {documents} documents" if documents else ""
-        return self._add(MIDTRAIN, f"midtrain on {source} corpus, seed {seed}{dose}",
+        trimmed = " (trimmed to balance)" if source in self.trimmed else ""
+        return self._add(MIDTRAIN, f"midtrain on {source} corpus{trimmed}, seed {seed}{dose}",
                          TrainJob("midtrain", corpus, self.base_model, config, launcher=self.config.launcher))
 
     def aft(self, arm: ArmConfig, seed: int, size: int | None, documents: int | None = None) -> StageRef:
@@ -292,9 +325,10 @@ def build_plan(config: ExperimentConfig, config_path: str | Path, root: str | Pa
             for documents in doses:
                 for size in sizes:
                     points.append(planner.point(arm, seed, size, documents))
+    mirrored = planner.mirrored()  # the pairs' specs are midtrained: their stages are planned already
     ordered = sorted(planner.stages.values(), key=lambda s: s.kind.phase)  # stable: generation first, in order
     return Plan(config, planner.config_dir, planner.root, {s.key: s for s in ordered}, points, planner.prompt_style,
-                planner.base_model)
+                planner.base_model, mirrored)
 
 
 def plan_for(config_path: Path, out: Path) -> Plan:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Union
 from pydantic import Field
 
 from msmkit.stages.aft_data import AFT_DATA
+from msmkit.stages.balance import BALANCE
 from msmkit.stages.contract import EvalStageKind, StageKind
 from msmkit.stages.corpus import CORPUS
 from msmkit.stages.eval_agentic import AGENTIC_EVAL
@@ -24,7 +25,7 @@ from msmkit.stages.variant import VARIANT
 EVAL_KINDS: dict[str, EvalStageKind] = {kind.suite(): kind for kind in (VALUES_EVAL, CAPABILITY_EVAL, AGENTIC_EVAL,
                                                                          OPEN_QA_EVAL, REASONING_EVAL)}
 STAGE_KINDS: dict[str, StageKind] = {kind.name: kind for kind in (
-    VARIANT, CORPUS, NEUTRAL, AFT_DATA, MIX, MIDTRAIN, AFT, *EVAL_KINDS.values())}
+    VARIANT, CORPUS, BALANCE, NEUTRAL, AFT_DATA, MIX, MIDTRAIN, AFT, *EVAL_KINDS.values())}
 # One `evals:` entry: the settings model of the suite it names.
 EvalSettings = Annotated[Union[tuple(kind.settings_model for kind in EVAL_KINDS.values())],  # type: ignore[misc]
                          Field(discriminator="suite")]

@@ -19,7 +19,7 @@ from msmkit.experiment.report_data import ArmResult, HeatMap, ReportData, StageC
 from msmkit.experiment.store import StageStore
 from msmkit.quality_notes import EMBEDDED_DEFAULT_NOTE
 from msmkit.runs import usage_totals
-from msmkit.stages.contract import EvalOutputs, Sample, TrainedModel
+from msmkit.stages.contract import DocumentSet, EvalOutputs, Sample, TrainedModel
 from msmkit.stages.eval_values import ValuesEvalOutputs, value_samples
 
 ONE_SEED_NOTE = ("One training seed per arm: replications saw arms swing by about +-5 points between seeds, so the "
@@ -309,20 +309,24 @@ def automatic_notes(plan: Plan, store: StageStore) -> list[str]:
 
 
 def mirrored_balance_notes(plan: Plan, store: StageStore) -> list[str]:
-    """A two-spec dissociation design needs its two MSM corpora alike in size per domain: one note per imbalance
-    (documents or tokens beyond 5%)."""
+    """A two-spec dissociation design needs its two MSM corpora alike in size per domain: for each mirrored pair
+    left untrimmed, one note per imbalance beyond `balance.tolerance`. A pair with a balance stage is not checked
+    again: that stage's outputs note what it trimmed, from its own record."""
     from msmkit.data.audits import check_balance
-    from msmkit.generate.corpus.outputs import CorpusOutputs
     from msmkit.io import read_jsonl
 
-    corpora = [(stage.label, store.done_outputs(stage.key)) for stage in plan.ordered()]
-    corpora = [(label, outputs) for label, outputs in corpora if isinstance(outputs, CorpusOutputs)]
-    if len(corpora) != 2:
-        return []
-    (first, a), (second, b) = corpora
-    report = check_balance(list(read_jsonl(a.documents_file)), list(read_jsonl(b.documents_file)),
-                           labels=(first, second))
-    return [f"mirrored corpora out of balance: {flag.reason}" for flag in report.flags()]
+    notes = []
+    for pair in plan.mirrored:
+        if pair.balance is not None:
+            continue
+        a, b = (store.done_outputs(key) for key in pair.corpora)
+        if not isinstance(a, DocumentSet) or not isinstance(b, DocumentSet):
+            continue
+        report = check_balance(list(read_jsonl(a.documents_file)), list(read_jsonl(b.documents_file)),
+                               tolerance=plan.config.balance.tolerance,
+                               labels=(plan.stages[pair.corpora[0]].label, plan.stages[pair.corpora[1]].label))
+        notes += [f"mirrored corpora out of balance: {flag.reason}" for flag in report.flags()]
+    return notes
 
 
 def collect_report_data(plan: Plan, store: StageStore) -> ReportData:

@@ -39,10 +39,12 @@ class StageFailed(MsmError):
 
 @dataclass(frozen=True)
 class StageRef:
-    """Another stage's outputs, as a job input: the planner fills it; the runner resolves it."""
+    """Another stage's outputs, as a job input: the planner fills it; the runner resolves it. `part` names one
+    part of outputs that hold several (a balance stage's two trimmed corpora)."""
 
     key: str
     folder: Path
+    part: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,10 @@ Source = FileInput | StageRef
 
 
 def source_identity(source: Source | None) -> str | None:
-    """What a job hashes for one input: a file's content; nothing for a stage (its key is a dependency)."""
+    """What a job hashes for one input: a file's content; for a stage only the part it reads, if any (its key is
+    a dependency)."""
+    if isinstance(source, StageRef):
+        return source.part
     return source.identity() if isinstance(source, FileInput) else None
 
 
@@ -100,6 +105,10 @@ class StageOutputs(BaseModel):
 
     def samples(self, label: str, n: int) -> list[Sample]:
         return []
+
+    def part(self, name: str) -> "StageOutputs":
+        """One named part, for outputs that hold several (a StageRef with `part` reads it)."""
+        raise StageFailed(f"{type(self).__name__} has no part {name!r}")
 
 
 class DocumentSet(StageOutputs):
@@ -272,6 +281,8 @@ class StageEnv:
 
     def _loaded(self, ref: StageRef, wanted: type[OutputsT]) -> OutputsT:
         outputs = self.load(ref)
+        if ref.part is not None:
+            outputs = outputs.part(ref.part)
         if not isinstance(outputs, wanted):
             raise StageFailed(f"stage {ref.key} produced {type(outputs).__name__}, not the {wanted.__name__} "
                               "this stage reads")

@@ -194,5 +194,7 @@ def trim_to_balance(a: Sequence[Row], b: Sequence[Row], *, tolerance: float = 0.
                for label, rows in zip(labels, (a, b)) for row in rows if id(row) not in keep]
     kept_a = [row for row in a if id(row) in keep]
     kept_b = [row for row in b if id(row) in keep]
+    # the pairs found before, given as such: trimming may change the order domains first appear in
+    paired = {d.domain_a: d.domain_b for d in before.domains if d.domain_a is not None and d.domain_b is not None}
     return TrimResult(a=kept_a, b=kept_b, dropped=dropped, before=before,
-                      after=check_balance(kept_a, kept_b, tolerance=tolerance, labels=labels, pairing=pairing))
+                      after=check_balance(kept_a, kept_b, tolerance=tolerance, labels=labels, pairing=paired))
