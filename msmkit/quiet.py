@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 VERBOSE_VARIABLE = "MSM_VERBOSE"  # set by `msm --verbose`, so that `accelerate launch` workers show everything too
@@ -34,3 +35,7 @@ def configure_warnings(verbose: bool | None = None) -> None:
         return
     for category, message, _why in UNFIXABLE_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    if not sys.stderr.isatty():
+        # Written to a log, transformers' weight-loading bars are a line of carriage returns per model load (twice a
+        # stage); in a terminal they stay. msmkit's own progress bars are already quiet off a terminal.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
