@@ -36,6 +36,7 @@ def configure_warnings(verbose: bool | None = None) -> None:
     for category, message, _why in UNFIXABLE_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
     if not sys.stderr.isatty():
-        # Written to a log, transformers' weight-loading bars are a line of carriage returns per model load (twice a
-        # stage); in a terminal they stay. msmkit's own progress bars are already quiet off a terminal.
+        # Written to a log, the weight-loading (transformers) and dataset-saving (datasets) bars are a line of carriage
+        # returns each, several a stage; in a terminal they stay. msmkit's own bars are already quiet off a terminal.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
