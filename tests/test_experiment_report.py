@@ -74,3 +74,17 @@ def test_a_two_value_design_leads_with_the_papers_picture_and_a_compact_matrix(t
     assert len(images) == 3  # the dissociation picture, then one bar chart per value suite
     assert (tmp_path / "charts" / "headline.png").stat().st_size > 10_000
     assert md_path.read_text().index("headline.png") < md_path.read_text().index("## Results")
+
+
+def test_the_headline_plots_the_value_sets_named_after_the_mirrored_specs_not_the_in_domain_set() -> None:
+    from msmkit.experiment.config import load_experiment
+    from msmkit.experiment.quickstart import quickstart_config
+    from msmkit.experiment.results import dissociation_axes
+
+    config = load_experiment(quickstart_config())  # items [pro_america, pro_affordability, cheese]
+    assert dissociation_axes(config) == ("values: pro_america", "values: pro_affordability")
+    reordered = config.model_copy(update={"evals": [config.evals[0].model_copy(
+        update={"items": ["cheese", "pro_affordability", "pro_america"]})]})
+    assert dissociation_axes(reordered) == ("values: pro_america", "values: pro_affordability")
+    unpaired = reordered.model_copy(update={"comparisons": []})
+    assert dissociation_axes(unpaired) == ("values: cheese", "values: pro_affordability")  # config order

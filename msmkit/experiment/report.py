@@ -108,9 +108,11 @@ def make_charts(data: ReportData, out_dir: Path) -> tuple[Chart | None, list[Cha
 def _headline(data: ReportData, out_dir: Path, charts: list[Chart]) -> Chart | None:
     """As the paper shows it: a two-value dissociation design as each arm at (rate on value 1, rate on value 2)
     with interval crosses (Fig. 2); an agentic study as a bar per arm of the decided rate."""
-    values = sorted({r.eval_name for r in data.results if r.eval_name.startswith("values: ")})
-    if len(values) >= 2:
-        first, second = values[0], values[1]
+    measured = list(dict.fromkeys(r.eval_name for r in data.results if r.eval_name.startswith("values: ")))
+    axes = data.headline_values if data.headline_values and set(data.headline_values) <= set(measured) \
+        else tuple(measured[:2])
+    if len(axes) == 2:
+        first, second = axes
         path = dissociation_chart([r for r in data.results if r.eval_name == first],
                                   [r for r in data.results if r.eval_name == second], out_dir / "headline.png")
         return Chart(f"Each arm on {first.removeprefix('values: ')} (x) and {second.removeprefix('values: ')} (y), "

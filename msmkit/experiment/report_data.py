@@ -67,6 +67,7 @@ class ReportData(BaseModel):
     notes: list[str] = Field(default_factory=list)
     arms: dict[str, str] = Field(default_factory=dict)  # arm name -> description
     results: list[ArmResult] = Field(default_factory=list)
+    headline_values: tuple[str, str] | None = None  # the value evals the headline plots as (x, y)
     comparisons: list[dict[str, Any]] = Field(default_factory=list)  # paired differences between arms
     counts: list[dict[str, Any]] = Field(default_factory=list)  # per arm and eval: scored, failures, refusals
     sweep: list[SweepPoint] = Field(default_factory=list)

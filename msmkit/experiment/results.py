@@ -20,7 +20,7 @@ from msmkit.experiment.store import StageStore
 from msmkit.quality_notes import EMBEDDED_DEFAULT_NOTE
 from msmkit.runs import usage_totals
 from msmkit.stages.contract import DocumentSet, EvalOutputs, Sample, TrainedModel
-from msmkit.stages.eval_values import ValuesEvalOutputs, value_samples
+from msmkit.stages.eval_values import ValuesEvalOutputs, ValuesEvalSettings, set_name, value_samples
 
 ONE_SEED_NOTE = ("One training seed per arm: replications saw arms swing by about +-5 points between seeds, so the "
                  "intervals below cover item noise only. Use 3 or more seeds before drawing conclusions.")
@@ -329,6 +329,19 @@ def mirrored_balance_notes(plan: Plan, store: StageStore) -> list[str]:
     return notes
 
 
+def dissociation_axes(config: ExperimentConfig) -> tuple[str, str] | None:
+    """The two value item sets the headline chart plots, as eval names: for a mirrored pair of specs, the sets
+    named after them (`pro_america` for spec `america`), first spec on x; else the first two sets in the order
+    the config lists them (the in-domain set of a design, such as `cheese`, is usually listed last)."""
+    sets = [set_name(item) for entry in config.evals if isinstance(entry, ValuesEvalSettings) for item in entry.items]
+    sets = list(dict.fromkeys(sets))
+    for pair in config.mirrored_pairs():
+        named = [next((name for name in sets if spec.lower() in name.lower()), None) for spec in pair]
+        if named[0] and named[1] and named[0] != named[1]:
+            return f"values: {named[0]}", f"values: {named[1]}"
+    return (f"values: {sets[0]}", f"values: {sets[1]}") if len(sets) >= 2 else None
+
+
 def collect_report_data(plan: Plan, store: StageStore) -> ReportData:
     evaluations = Evaluations(plan, store)
     results, missing = arm_results(plan, evaluations)
@@ -343,6 +356,7 @@ def collect_report_data(plan: Plan, store: StageStore) -> ReportData:
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         config_yaml=yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
         notes=config.notes + automatic_notes(plan, store) + missing + missing_points,
+        headline_values=dissociation_axes(config),
         arms={arm.name: arm.describe() for arm in config.arms}, results=results,
         comparisons=comparisons(plan, evaluations), sweep=sweep, counts=arm_counts(plan, evaluations),
         heatmaps=condition_maps(plan, evaluations), gate=gate_section(plan, results),
