@@ -7,7 +7,10 @@ neither slot nor length decides the choice. How often the option in slot A wins 
 
 The two orders of an item are scored as one group by `continuation_scoring.score_requests`: the part
 of the prompt both orders share (the question) runs once, each order's remainder and both continuations
-reuse its KV cache, and only positions that predict a continuation token reach the LM head.
+reuse its KV cache, and only positions that predict a continuation token reach the LM head. With a
+`context` (a spec shown before every question) the tokens all prompts share run once instead
+(`prefix_scoring.PrefixCache`): the padded batches would exceed a sliding window and fall back to scoring
+every order as a full sequence.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from msmkit.eval.continuation_scoring import (
     score_requests,
 )
 from msmkit.eval.items import LABELS, Label, ValueItem
+from msmkit.eval.prefix_scoring import PrefixCache, shared_prefix_length
 from msmkit.prompts import load_prompt
 
 PromptStyle = Literal["auto", "completion", "chat"]
@@ -72,10 +76,31 @@ class ForcedChoiceScorer:
     style: PromptStyle = "auto"
     batch_size: int = 16  # items per forward pass (each item is 2 prompts and 4 continuations)
     context: str | None = None  # shown before every question (the spec-in-context pre-flight)
+    # The context's KV cache (see `prefix_scoring`), kept between `score` calls and reusable by another
+    # scorer with the same model, tokenizer, style and context (the pre-flight scores several item sets).
+    prefix_cache: PrefixCache | None = None
 
     def __post_init__(self) -> None:
         self.resolved_style = resolve_style(self.tokenizer, self.style)
         self.model.eval()
+
+    def _prefix_cache(self, requests: list[ScoringRequest], pad: int) -> PrefixCache | None:
+        """The context's cache for these prompts: the kept one when they all start with it, else a new one
+        covering the tokens they share, up to a few tokens before the context's end (so that the next item
+        set, whose questions begin differently, can reuse it too). None without a context."""
+        if not self.context or not requests:
+            return None
+        kept = self.prefix_cache
+        if kept is not None and kept.model is self.model and all(
+                r.prompt_ids[:len(kept.prefix_ids)] == kept.prefix_ids and len(r.prompt_ids) > len(kept.prefix_ids)
+                for r in requests):
+            return kept
+        cap = context_token_length(self.tokenizer, self.resolved_style, self.context) - PREFIX_BACK_OFF
+        length = min(shared_prefix_length(requests), cap)
+        if length < 1:
+            return None
+        self.prefix_cache = PrefixCache(self.model, requests[0].prompt_ids[:length], pad)
+        return self.prefix_cache
 
     @property
     def prompt_names(self) -> list[str]:
@@ -98,15 +123,31 @@ class ForcedChoiceScorer:
             return max(map(len, prompts)) - shared, shared
 
         by_length = sorted(range(len(items)), key=widths)
+        prefix = self._prefix_cache([r for pair in requests for r in pair], pad)
         for batch in _chunks(by_length, self.batch_size):
-            scored = score_requests(self.model, [r for index in batch for r in requests[index]], pad,
-                                    group_size=len(ORDERS))
+            batch_requests = [r for index in batch for r in requests[index]]
+            scored = (prefix.score(batch_requests, group_size=len(ORDERS)) if prefix is not None
+                      else score_requests(self.model, batch_requests, pad, group_size=len(ORDERS)))
             for position, index in enumerate(batch):
                 by_order = {order: dict(zip(LABELS, scored[len(ORDERS) * position + k]))
                             for k, order in enumerate(ORDERS)}
                 yield combine_orders(items[index], by_order)
             if on_batch:
                 on_batch(len(batch))
+
+
+PREFIX_BACK_OFF = 4  # tokens the cached prefix stops short of the context's end, so any item set shares it
+
+
+def context_token_length(tokenizer: Any, style: Literal["completion", "chat"], context: str) -> int:
+    """About how many leading prompt tokens are the context's (the system turn's, in chat style)."""
+    if style == "chat":
+        try:
+            rendered = tokenizer.apply_chat_template([{"role": "system", "content": context}], tokenize=False)
+            return len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+        except Exception:  # a template that wants a user turn: no cap beyond what the prompts share
+            return 1 << 30
+    return len(tokenizer(context.rstrip())["input_ids"])
 
 
 def combine_orders(item: ValueItem, by_order: dict[str, dict[Label, OptionScore]]) -> dict[str, Any]:

@@ -79,9 +79,16 @@ def context_ceiling(score: Scorer, items: Sequence[Any], spec_name: str, spec_te
 def forced_choice_scorer(model: Any, tokenizer: Any, style: str, batch_size: int = 16) -> Scorer:
     from msmkit.eval.forced_choice import ForcedChoiceScorer
 
+    kept: dict[str, Any] = {}  # the last context's prefix cache: a spec is scored on each item set in turn
+
     def score(items: Sequence[Any], context: str | None) -> list[dict[str, Any]]:
-        return list(ForcedChoiceScorer(model, tokenizer, style=style, batch_size=batch_size,  # type: ignore[arg-type]
-                                       context=context).score(items))
+        scorer = ForcedChoiceScorer(model, tokenizer, style=style, batch_size=batch_size,  # type: ignore[arg-type]
+                                    context=context, prefix_cache=kept.get(context or ""))
+        records = list(scorer.score(items))
+        if context and scorer.prefix_cache is not None:
+            kept.clear()
+            kept[context] = scorer.prefix_cache
+        return records
     return score
 
 
