@@ -76,13 +76,12 @@ def dissociation_chart(first: list[ArmResult], second: list[ArmResult], out: Pat
         xerr = [[result.mean - result.ci_low], [result.ci_high - result.mean]] if result.ci_low is not None else None
         yerr = [[other.mean - other.ci_low], [other.ci_high - other.mean]] if other.ci_low is not None else None
         ax.errorbar([result.mean], [other.mean], xerr=xerr, yerr=yerr, fmt="o", capsize=3, label=result.arm)
-        ax.annotate(result.arm, (result.mean, other.mean), textcoords="offset points", xytext=(5, 5), fontsize=7)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=0.8)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"{first[0].eval_name} ({first[0].metric})" if first else "value 1", fontsize=8)
     ax.set_ylabel(f"{second[0].eval_name} ({second[0].metric})" if second else "value 2", fontsize=8)
-    ax.legend(fontsize=6, loc="best")
+    ax.legend(fontsize=6, loc="best")  # the legend names the arms: labels beside close points ran together
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
