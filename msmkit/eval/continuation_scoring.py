@@ -82,8 +82,8 @@ def score_requests(model: Any, requests: Sequence[ScoringRequest], pad_id: int, 
     stem_mask[torch.tensor(stems) == 0] = 0  # nothing shared: a masked placeholder keeps the shapes regular
     mask = stem_mask.to(device)
     out = model(input_ids=stem_ids.to(device), attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                use_cache=True, logits_to_keep=_no_logits(stem_ids).to(device))
-    cache = _returned_cache(out)
+                use_cache=True, logits_to_keep=no_logits(stem_ids).to(device))
+    cache = returned_cache(out)
     cache.batch_repeat_interleave(group_size)
     mask = mask.repeat_interleave(group_size, dim=0)
     if any(tails):
@@ -93,8 +93,8 @@ def score_requests(model: Any, requests: Sequence[ScoringRequest], pad_id: int, 
         mask = torch.cat([mask, tail_mask.to(device)], dim=1)
         out = model(input_ids=tail_ids.to(device), attention_mask=mask,
                     position_ids=start + torch.arange(tail_ids.shape[1], device=device), use_cache=True,
-                    logits_to_keep=_no_logits(tail_ids).to(device), **_with_cache(model, cache))
-        cache = _returned_cache(out)
+                    logits_to_keep=no_logits(tail_ids).to(device), **with_cache(model, cache))
+        cache = returned_cache(out)
 
     # Pass 3 in buckets of similar continuation length: continuations run from 1 to 20+ tokens, and one
     # padded batch would spend a third of its rows on padding.
@@ -103,14 +103,14 @@ def score_requests(model: Any, requests: Sequence[ScoringRequest], pad_id: int, 
     buckets = _length_buckets([len(c) for c in conts])
     for number, bucket in enumerate(buckets):
         own_cache = cache if number == len(buckets) - 1 else copy.deepcopy(cache)  # each pass narrows its copy
-        for index, total in zip(bucket, _continuation_pass(model, head, own_cache, mask, requests, conts, bucket,
+        for index, total in zip(bucket, continuation_pass(model, head, own_cache, mask, requests, conts, bucket,
                                                            per_prompt, pad_id)):
             totals[index] = total
     scores = [OptionScore(sum_logprob=total, n_tokens=len(ids)) for total, ids in zip(totals, conts)]
     return [scores[p * per_prompt:(p + 1) * per_prompt] for p in range(len(requests))]
 
 
-def _continuation_pass(model: Any, head: HeadProjection | None, cache: Any, mask: torch.Tensor,
+def continuation_pass(model: Any, head: HeadProjection | None, cache: Any, mask: torch.Tensor,
                        requests: Sequence[ScoringRequest], conts: list[list[int]], bucket: list[int],
                        per_prompt: int, pad_id: int) -> list[float]:
     """Summed log-probabilities of the continuations `bucket` (indices into `conts`), each run after the
@@ -126,8 +126,8 @@ def _continuation_pass(model: Any, head: HeadProjection | None, cache: Any, mask
     start = mask.sum(-1, keepdim=True)
     out = model(input_ids=ids.to(device), attention_mask=torch.cat([mask, cont_mask.to(device)], dim=1),
                 position_ids=start + torch.arange(ids.shape[1], device=device), use_cache=False,
-                logits_to_keep=(_no_logits(ids) if head else keep).to(device), output_hidden_states=head is not None,
-                **_with_cache(model, cache))
+                logits_to_keep=(no_logits(ids) if head else keep).to(device), output_hidden_states=head is not None,
+                **with_cache(model, cache))
     wanted = targets[keep].to(device)
     if head is not None:
         logprobs = head.token_logprobs(out.hidden_states[-1][keep.to(device)], wanted)
@@ -174,19 +174,19 @@ def _padded(rows: Sequence[list[int]], pad_id: int, *, left: bool) -> tuple[torc
     return ids, mask
 
 
-def _no_logits(ids: torch.Tensor) -> torch.Tensor:
+def no_logits(ids: torch.Tensor) -> torch.Tensor:
     """A `logits_to_keep` mask selecting nothing: the pass only fills the cache (or yields hidden states)."""
     return torch.zeros(ids.shape, dtype=torch.bool)
 
 
-def _with_cache(model: Any, cache: Any) -> dict[str, Any]:
+def with_cache(model: Any, cache: Any) -> dict[str, Any]:
     """The KV-cache argument under the name this transformers version takes (`cache` from 5.x on)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT wrapper takes **kwargs
     name = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
     return {name: cache}
 
 
-def _returned_cache(out: Any) -> Any:
+def returned_cache(out: Any) -> Any:
     return out.cache if getattr(out, "cache", None) is not None else out.past_key_values
 
 

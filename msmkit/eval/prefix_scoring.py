@@ -24,11 +24,11 @@ import torch
 from msmkit.eval.continuation_scoring import (
     OptionScore,
     ScoringRequest,
-    _continuation_pass,
-    _no_logits,
-    _returned_cache,
-    _with_cache,
     common_prefix_length,
+    continuation_pass,
+    no_logits,
+    returned_cache,
+    with_cache,
 )
 from msmkit.eval.lm_head import head_for
 
@@ -60,9 +60,9 @@ class PrefixCache:
         mask = torch.ones((1, start + len(ids)), dtype=torch.long, device=self.device)
         out = self.model(input_ids=tokens, attention_mask=mask,
                          position_ids=torch.arange(start, start + len(ids), device=self.device)[None],
-                         use_cache=True, logits_to_keep=_no_logits(tokens).to(self.device),
-                         **(_with_cache(self.model, cache) if cache is not None else {}))
-        return _returned_cache(out)
+                         use_cache=True, logits_to_keep=no_logits(tokens).to(self.device),
+                         **(with_cache(self.model, cache) if cache is not None else {}))
+        return returned_cache(out)
 
     @torch.no_grad()
     def score(self, requests: Sequence[ScoringRequest], group_size: int = 1) -> list[list[OptionScore]]:
@@ -88,7 +88,7 @@ class PrefixCache:
                 own = self._extend(own, stem, prompt[stem:-1])
                 mask = torch.ones((1, len(prompt) - 1), dtype=torch.long, device=self.device)
                 conts = [list(c) for c in request.continuations]
-                totals = _continuation_pass(self.model, self.head, own, mask, [request], conts,
+                totals = continuation_pass(self.model, self.head, own, mask, [request], conts,
                                             list(range(len(conts))), len(conts), self.pad_id)
                 results.append([OptionScore(sum_logprob=total, n_tokens=len(ids)) for total, ids in zip(totals, conts)])
         return results
