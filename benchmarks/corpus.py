@@ -97,9 +97,11 @@ def serve(latency: float, sigma: float, record: Path) -> None:
 
 # -- the pipeline child ---------------------------------------------------------------------------
 
-def run_pipeline(config_path: Path, spec: str, out: Path) -> None:
-    """Child process: one corpus run with the msmkit found first on sys.path; prints its figures as JSON."""
+def run_pipeline(config_path: Path, spec: str, out: Path, profile: Path | None = None) -> None:
+    """Child process: one corpus run with the msmkit found first on sys.path; prints its figures as JSON.
+    `profile`: also write a cProfile of the run there (read it with `python -m pstats`)."""
     import asyncio
+    import cProfile
 
     import datasets  # noqa: F401  (imported up front: start-up cost, not pipeline work)
     import matplotlib.pyplot  # noqa: F401
@@ -112,8 +114,14 @@ def run_pipeline(config_path: Path, spec: str, out: Path) -> None:
     if "audit" in CorpusConfig.model_fields:  # the integrity audit is output writing, not generation: off
         data["audit"] = {"enabled": False}
     config = CorpusConfig.model_validate(data)
+    profiler = cProfile.Profile() if profile else None
     cpu, wall = time.process_time(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     result = asyncio.run(generate_corpus_async(spec, config, out))
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     stats = result.stats or {}
     print(json.dumps({"msmkit": str(Path(msmkit.__file__).parent), "generation_s": stats["elapsed_s"],
                       "total_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2),
@@ -261,8 +269,10 @@ def one_run(label: str, code: Path, args: argparse.Namespace, scratch: Path) -> 
         config.write_text(json.dumps(corpus_config(line.split(" ", 1)[1], str(scratch / f"{label}.sqlite"), args)))
         env = {**os.environ, "PYTHONPATH": str(code), "MSM_NO_PROGRESS": "1", "OPENAI_API_KEY": "sk-benchmark"}
         load = os.getloadavg()[0]
-        child = subprocess.run([sys.executable, __file__, "--run", str(config), "--spec", args.spec, "--out",
-                                str(scratch / f"{label}-run")], env=env, capture_output=True, text=True, cwd=code)
+        command = [sys.executable, __file__, "--run", str(config), "--spec", args.spec, "--out", str(scratch / f"{label}-run")]
+        if args.profile and label.startswith("flow"):
+            command += ["--profile", args.profile]
+        child = subprocess.run(command, env=env, capture_output=True, text=True, cwd=code)
         if child.returncode != 0:
             raise RuntimeError(f"{label} pipeline failed:\n{child.stderr[-4000:]}")
         figures = json.loads(child.stdout.strip().splitlines()[-1])
@@ -297,6 +307,7 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--spec", default=str(SPEC))
+    parser.add_argument("--profile", help="write a cProfile of the flow's pipeline process to this file (slows it)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--record", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)
@@ -306,7 +317,7 @@ def main() -> None:
         serve(args.latency, args.sigma, Path(args.record))
         return
     if args.run:
-        run_pipeline(Path(args.run), args.spec, Path(args.out))
+        run_pipeline(Path(args.run), args.spec, Path(args.out), Path(args.profile) if args.profile else None)
         return
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)

@@ -29,7 +29,9 @@ from msmkit.experiment.plan import build_plan
 from msmkit.experiment.runner import run_experiment
 from msmkit.experiment.store import StageStore
 from msmkit.io import read_json
+from msmkit.llm.vllm_settings import VLLMSettings
 from msmkit.models.tiny import tiny_model_dir
+from msmkit.stages.eval_engine import EvalEngine
 from msmkit.testing import FakeLLMServer, ScriptedRequest
 from tests.experiment_script import ExperimentScript
 from tests.test_experiment_run import _results, experiment
@@ -275,6 +277,12 @@ def test_gpus_go_to_training_and_local_model_stages_only(tmp_path, tiny) -> None
     assert needs["corpus"] == needs["aftdata"] == 2  # a local generator runs on the stage's GPUs
     assert needs["midtrain"] == needs["aft"] == 4  # an accelerate launch takes one GPU per process
     assert needs["eval-reasoning"] == 2  # its judge defaults to the (now local) generator
+    engine = EvalEngine(kind="vllm", vllm=VLLMSettings(tensor_parallel_size=4))
+    served_evals = config.model_copy(update={"eval_engine": engine})
+    needs = {stage.kind.name: stage_gpus(stage, executor)
+             for stage in build_plan(served_evals, path, tmp_path).ordered()}
+    assert needs["eval-agentic"] == 4  # its model's vLLM server is split over 4 GPUs
+    assert needs["eval-values"] == needs["midtrain"] == 2 and needs["eval-reasoning"] == 0  # scored in process
     with pytest.raises(ConfigError, match="need more GPUs than this machine gives the run"):
         SubmititLauncher(ExecutorConfig(kind="local", gpus=[0, 1]), tmp_path, StageStore(tmp_path / "stages"),
                          build_plan(local, path, tmp_path).ordered())

@@ -111,6 +111,25 @@ def test_settings_that_change_a_result_change_that_stage_and_what_depends_on_it(
     assert moved == changed, (change, moved)
 
 
+def _with_text_evals(**engine: Any) -> dict[str, Any]:
+    """The grid's evals plus the two whose model writes text (open questions, the agentic scenarios)."""
+    evals = [*_config()["evals"], {"suite": "open_qa", "n_questions": 4},
+             {"suite": "agentic", "agentic": {"scenarios": ["exfiltration"], "epochs": 1}}]
+    return {"evals": evals, **({"eval_engine": engine} if engine else {})}
+
+
+def test_evals_served_by_vllm_change_the_keys_of_the_text_writing_evals_only(tmp_path) -> None:
+    local = _keys(tmp_path, **_with_text_evals())
+    assert _keys(tmp_path, **_with_text_evals(kind="local")) == local
+    served = _keys(tmp_path, **_with_text_evals(kind="vllm"))
+    assert {kind for kind in local if local[kind] != served[kind]} == {"eval-open_qa", "eval-agentic"}
+    # how many GPUs, how much of their memory and how many requests at once do not change an answer; the dtype does
+    busy = _keys(tmp_path, **_with_text_evals(kind="vllm", concurrency=8,
+                                              vllm={"tensor_parallel_size": 4, "gpu_memory_utilization": 0.5}))
+    assert busy == served
+    assert _keys(tmp_path, **_with_text_evals(kind="vllm", vllm={"dtype": "float16"})) != served
+
+
 def _trim() -> dict[str, Any]:
     """Trim the two specs the grid midtrains on to balance (a fresh dict: `_config` sets values as given)."""
     return {"balance": {"trim": True, "pairs": [["america", "rules"]]}}

@@ -19,6 +19,7 @@ from msmkit.experiment.registry import EvalSettings
 from msmkit.llm.types import LLMConfig
 from msmkit.spec.variants import VariantKind, VariantOptions
 from msmkit.stages.eval_capability import CapabilityEvalSettings
+from msmkit.stages.eval_engine import EvalEngine
 from msmkit.stages.eval_values import ValuesEvalSettings
 from msmkit.train.launch import LauncherConfig
 
@@ -209,6 +210,9 @@ class ExperimentConfig(StrictModel):
     # How every arm's evals prompt the model, chosen once so that arms differ only by their training: `auto` is
     # completion style when the base model has no chat template (a base-model study), else chat.
     eval_prompt_style: Literal["auto", "completion", "chat"] = "auto"
+    # How the evals that make the evaluated model write text (open_qa, agentic) run it: in process (local) or on a
+    # vLLM server per eval stage (kind: vllm), the way to evaluate large models over many samples on GPUs.
+    eval_engine: EvalEngine = Field(default_factory=EvalEngine)
     aft_cot: bool = False  # train AFT on the with-CoT set (True) or the CoT-stripped set (False)
     aft_mix: MixConfig | None = None
     shared_aft_spec: str | None = None  # spec the shared AFT set is generated from (default: first)

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 import submitit
 from pydantic import BaseModel
@@ -24,6 +24,7 @@ from msmkit.experiment.store import StageStore
 from msmkit.experiment.worker import StageTask
 from msmkit.llm.types import LLMConfig
 from msmkit.stages.contract import Phase
+from msmkit.stages.eval_engine import EvalEngine
 from msmkit.stages.training import TrainJob
 
 WORKERS_DIR = "workers"  # submitit's job files and each job's stdout/stderr, under the run folder
@@ -31,38 +32,39 @@ LOCAL_TIMEOUT_MIN = 30 * 24 * 60  # a local job has no real time limit
 SERVED_HERE = ("local", "vllm")  # LLM providers whose weights run on the stage's own machine
 # Model-phase kinds that only call an LLM judge (they read another stage's transcripts): no GPU of their own.
 API_ONLY_MODEL_KINDS = frozenset({"eval-reasoning"})
+T = TypeVar("T")
 
 
-def _llm_configs(value: Any, depth: int = 0) -> Iterator[LLMConfig]:
-    """Every LLM config inside a job (its generator, judge, nested settings)."""
+def _found(value: Any, wanted: type[T], depth: int = 0) -> Iterator[T]:
+    """Every `wanted` inside a job (its generator, judge, eval engine, nested settings)."""
     if depth > 6:
         return
-    if isinstance(value, LLMConfig):
+    if isinstance(value, wanted):
         yield value
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            yield from _llm_configs(getattr(value, name), depth + 1)
+            yield from _found(getattr(value, name), wanted, depth + 1)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for item in dataclasses.fields(value):
-            yield from _llm_configs(getattr(value, item.name), depth + 1)
+            yield from _found(getattr(value, item.name), wanted, depth + 1)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from _llm_configs(item, depth + 1)
+            yield from _found(item, wanted, depth + 1)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _llm_configs(item, depth + 1)
+            yield from _found(item, wanted, depth + 1)
 
 
 def stage_gpus(stage: Stage, executor: ExecutorConfig) -> int:
     """GPUs a stage needs: training and evaluating a local model take `gpus_per_stage` (an accelerate launch its
-    num_processes), a stage whose LLM runs here (local or vLLM) as many as the model is split over, an
-    API-only stage none."""
+    num_processes, an eval whose model vLLM serves as many as the model is split over), a stage whose LLM runs
+    here (local or vLLM) as many as the model is split over, an API-only stage none."""
     job = stage.job
     if isinstance(job, TrainJob) and job.launcher.kind == "accelerate":
         return max(executor.gpus_per_stage, job.launcher.num_processes or 1)
     if stage.kind.phase == Phase.MODEL and stage.kind.name not in API_ONLY_MODEL_KINDS:
-        return executor.gpus_per_stage
-    served = [llm for llm in _llm_configs(job) if llm.provider in SERVED_HERE]
+        return max([executor.gpus_per_stage, *(engine.gpus() for engine in _found(job, EvalEngine))])
+    served = [llm for llm in _found(job, LLMConfig) if llm.provider in SERVED_HERE]
     if served:
         return max([executor.gpus_per_stage, *(llm.vllm.tensor_parallel_size for llm in served if llm.vllm)])
     return 0

@@ -287,7 +287,7 @@ class Planner:
         context = EvalPlanContext(spec=self.spec, spec_names=list(self.config.specs), generator=self.config.generator,
                                   judge=self.config.judge, model_name=self.config.model_name,
                                   provider_name=self.config.provider_name, prompt_style=self.prompt_style,
-                                  earlier=dict(earlier))
+                                  earlier=dict(earlier), engine=self.config.eval_engine)
         who = self.stages[model.key].label if model else (adapter or "base model")
         try:
             job = kind.job_for(model or adapter or self.base_model, settings, context)

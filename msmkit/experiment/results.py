@@ -13,7 +13,7 @@ import yaml
 
 from msmkit.eval.stats import crossed_interval
 from msmkit.experiment.config import ExperimentConfig
-from msmkit.experiment.estimates import Grouped, arm_difference, arm_estimate
+from msmkit.experiment.estimates import Grouped, align, arm_difference, arm_estimate
 from msmkit.experiment.plan import GridPoint, Plan
 from msmkit.experiment.report_data import ArmResult, HeatMap, ReportData, StageCost, SweepPoint
 from msmkit.experiment.store import StageStore
@@ -96,9 +96,12 @@ def arm_results(plan: Plan, evaluations: Evaluations) -> tuple[list[ArmResult], 
 def _aggregate(arm: str, eval_name: str, per_seed: list[Grouped], kind: type[EvalOutputs], evaluations: Evaluations,
                keys: list[str]) -> ArmResult:
     estimated = arm_estimate(per_seed, kind.UNIT)
-    if estimated is None:
-        return ArmResult(arm=arm, eval_name=eval_name, metric=kind.MEASURE, mean=float("nan"), n_items=0,
-                         n_seeds=len(per_seed), note=f"fewer than 2 {kind.UNIT}s scored by every seed: no interval")
+    if estimated is None:  # the mean of what was scored is still a result; it only carries no interval
+        aligned = align(per_seed)
+        mean = float(aligned.matrix.mean()) if aligned.matrix.size else float("nan")
+        return ArmResult(arm=arm, eval_name=eval_name, metric=kind.MEASURE, mean=mean, n_items=len(aligned.units),
+                         n_seeds=len(per_seed), unit=kind.UNIT, n_outcomes=aligned.outcomes,
+                         note=f"fewer than 2 {kind.UNIT}s scored by every seed: no interval")
     interval, aligned = estimated
     notes = _caveats(evaluations, keys, eval_name) + list(interval.notes)
     if aligned.dropped:

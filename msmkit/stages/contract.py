@@ -329,6 +329,7 @@ class EvalPlanContext:
     provider_name: str | None
     prompt_style: str = "completion"  # "completion" or "chat": how every arm's evals prompt the model
     earlier: dict[str, StageRef] = field(default_factory=dict)  # suite -> this model's eval of it planned before
+    engine: Any = None  # EvalEngine (msmkit.stages.eval_engine): how text-writing evals run the model
 
 
 class EvalStageKind(StageKind[JobT, OutputsT]):

@@ -4,7 +4,7 @@ action and whether it executed it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Literal
 
@@ -28,6 +28,7 @@ from msmkit.stages.contract import (
     first_rows,
     source_identity,
 )
+from msmkit.stages.eval_engine import EvalEngine
 from msmkit.stages.llm_estimate import llm_estimate
 from msmkit.stages.training import model_identity
 
@@ -42,11 +43,13 @@ class AgenticEvalSettings(StrictModel):
     # grader, ... `model` may still carry the evaluated model's device and provider arguments.
     agentic: dict[str, Any] = Field(default_factory=dict)
 
-    def agentic_config(self, model: str) -> Any:
-        """The AgenticConfig of this entry, evaluating `model`."""
+    def agentic_config(self, model: str, *, base_url: str | None = None) -> Any:
+        """The AgenticConfig of this entry, evaluating `model` (with `base_url`: the model a server there serves
+        under that name; the entry's in-process settings, device and provider arguments, do not apply to it)."""
         from msmkit.eval.agentic.runner import AgenticConfig
 
-        reference = {**self.agentic.get("model", {}), "model": model}
+        reference = {**self.agentic.get("model", {}), "model": model} if base_url is None else \
+            {"model": model, "base_url": base_url}
         return validate_config({**self.agentic, "model": reference}, AgenticConfig, "evals[].agentic")
 
 
@@ -94,11 +97,14 @@ class AgenticOutputs(EvalOutputs):
 class AgenticEvalJob(StageJob):
     model: Source | str
     settings: AgenticEvalSettings
+    engine: EvalEngine = field(default_factory=EvalEngine)  # how the agent model runs
 
     def identity(self) -> dict[str, Any]:
         model = model_identity(self.model) if isinstance(self.model, str) else source_identity(self.model)
-        return {"model": model, "prompts": prompt_family("eval_agentic"),
-                "settings": self.settings.model_dump(mode="json")}
+        identity = {"model": model, "prompts": prompt_family("eval_agentic"),
+                    "settings": self.settings.model_dump(mode="json")}
+        engine = self.engine.identity()
+        return identity if engine is None else {**identity, "engine": engine}
 
     def sources(self) -> Iterator[Source | None]:
         if not isinstance(self.model, str):
@@ -117,7 +123,7 @@ class AgenticEvalStage(EvalStageKind[AgenticEvalJob, AgenticOutputs]):
         """The agent's persona takes the experiment's model name unless the entry names one."""
         if "model_name" not in settings.agentic:
             settings = settings.model_copy(update={"agentic": {**settings.agentic, "model_name": context.model_name}})
-        return AgenticEvalJob(model=model, settings=settings)
+        return AgenticEvalJob(model=model, settings=settings, engine=context.engine or EvalEngine())
 
     def check(self, settings: AgenticEvalSettings, base_model: str, where: str) -> None:  # type: ignore[override]
         settings.agentic_config(base_model)
@@ -126,9 +132,14 @@ class AgenticEvalStage(EvalStageKind[AgenticEvalJob, AgenticOutputs]):
         from msmkit.eval.agentic.runner import run_agentic
         from msmkit.models.model_cache import ModelCache
 
-        env.service(ModelCache, ModelCache).release()  # Inspect loads its own copy
-        summary = run_agentic(job.settings.agentic_config(env.model_path(job.model)), folder, display="none",
-                              say=env.say)
+        env.service(ModelCache, ModelCache).release()  # Inspect (or vLLM) loads its own copy
+        model = env.model_path(job.model)
+        if job.engine.kind == "vllm":
+            with job.engine.served(model) as (name, base_url):
+                summary = run_agentic(job.settings.agentic_config(name, base_url=base_url), folder, display="none",
+                                      say=env.say)
+        else:
+            summary = run_agentic(job.settings.agentic_config(model), folder, display="none", say=env.say)
         return AgenticOutputs(folder=folder, rates={key: summary["all"][key] for key in (*OUTCOMES, "errors")})
 
     def estimate(self, job: AgenticEvalJob, preview: PreviewContext) -> Estimate:

@@ -3,7 +3,7 @@ the paper's in-distribution check (it saturates for AFT-only and MSM+AFT alike).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -26,6 +26,7 @@ from msmkit.stages.contract import (
     StageJob,
     source_identity,
 )
+from msmkit.stages.eval_engine import EvalEngine
 from msmkit.stages.llm_estimate import llm_estimate
 from msmkit.stages.training import model_identity
 
@@ -53,16 +54,19 @@ class OpenQAEvalJob(StageJob):
     model_name: str
     provider_name: str | None
     prompt_style: str = "completion"  # the same for every arm: completion style for a base-model study
+    engine: EvalEngine = field(default_factory=EvalEngine)  # how the model writes its answers
 
     def identity(self) -> dict[str, Any]:
         model = model_identity(self.model) if isinstance(self.model, str) else source_identity(self.model)
         questions = self.settings.questions_file
-        return {"model": model, "spec": source_identity(self.spec), "prompts": prompt_hashes(_prompts()),
-                "questions": content_hash(questions) if questions else None,
-                "generator": None if questions else self.generator.answer_identity(),
-                "judge": self.judge.answer_identity(), "model_name": self.model_name,
-                "provider_name": self.provider_name, "prompt_style": self.prompt_style,
-                "settings": self.settings.model_dump(mode="json", exclude={"spec", "questions_file", "judge"})}
+        identity = {"model": model, "spec": source_identity(self.spec), "prompts": prompt_hashes(_prompts()),
+                    "questions": content_hash(questions) if questions else None,
+                    "generator": None if questions else self.generator.answer_identity(),
+                    "judge": self.judge.answer_identity(), "model_name": self.model_name,
+                    "provider_name": self.provider_name, "prompt_style": self.prompt_style,
+                    "settings": self.settings.model_dump(mode="json", exclude={"spec", "questions_file", "judge"})}
+        engine = self.engine.identity()
+        return identity if engine is None else {**identity, "engine": engine}
 
     def sources(self) -> Iterator[Source | None]:
         if not isinstance(self.model, str):
@@ -101,19 +105,19 @@ class OpenQAEvalStage(EvalStageKind[OpenQAEvalJob, OpenQAOutputs]):
             raise ValueError(f"spec {spec!r} is not one of the experiment's specs ({', '.join(context.spec_names)})")
         return OpenQAEvalJob(model, settings, context.spec(spec), context.generator,
                              settings.judge or context.judge or context.generator, context.model_name,
-                             context.provider_name, context.prompt_style)
+                             context.provider_name, context.prompt_style, context.engine or EvalEngine())
 
     def run(self, job: OpenQAEvalJob, folder: Path, env: StageEnv) -> OpenQAOutputs:
         from msmkit.eval.open_qa import OpenQAConfig, run_open_qa
         from msmkit.models.model_cache import ModelCache
 
-        env.service(ModelCache, ModelCache).release()  # the local backend loads its own copy
+        env.service(ModelCache, ModelCache).release()  # the local backend (or vLLM) loads its own copy
         settings = job.settings
         config = OpenQAConfig(spec=str(env.spec_file(job.spec)), questions_file=settings.questions_file,
                               n_questions=settings.n_questions, model_name=job.model_name,
                               provider_name=job.provider_name, generator=job.generator, judge=job.judge,
-                              model=LLMConfig(provider="local", model=env.model_path(job.model),
-                                              base_model=job.prompt_style == "completion"),
+                              model=job.engine.llm_config(env.model_path(job.model),
+                                                          base_model=job.prompt_style == "completion"),
                               answer_max_tokens=settings.answer_max_tokens,
                               answer_temperature=settings.answer_temperature,
                               judge_max_tokens=settings.judge_max_tokens)
