@@ -269,7 +269,8 @@ def one_run(label: str, code: Path, args: argparse.Namespace, scratch: Path) -> 
         config.write_text(json.dumps(corpus_config(line.split(" ", 1)[1], str(scratch / f"{label}.sqlite"), args)))
         env = {**os.environ, "PYTHONPATH": str(code), "MSM_NO_PROGRESS": "1", "OPENAI_API_KEY": "sk-benchmark"}
         load = os.getloadavg()[0]
-        command = [sys.executable, __file__, "--run", str(config), "--spec", args.spec, "--out", str(scratch / f"{label}-run")]
+        command = [sys.executable, __file__, "--run", str(config), "--spec", args.spec, "--out",
+                   str(scratch / f"{label}-run")]
         if args.profile and label.startswith("flow"):
             command += ["--profile", args.profile]
         child = subprocess.run(command, env=env, capture_output=True, text=True, cwd=code)

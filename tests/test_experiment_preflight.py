@@ -61,3 +61,36 @@ def test_preflight_on_a_tiny_base_model_reaches_the_report(tmp_path) -> None:
     html, _ = write_report(ReportData(title="t", experiment="pre", created="now", config_yaml="", preflight=found),
                            tmp_path / "report")
     assert ">Pre-flight<" in html.read_text(encoding="utf-8")
+
+
+def test_once_the_data_exists_the_step_check_counts_it_and_matches_what_training_took(tmp_path) -> None:
+    from transformers import AutoTokenizer
+
+    from msmkit.experiment.config import load_experiment
+    from msmkit.experiment.plan import build_plan
+    from msmkit.experiment.preflight import training_steps
+    from msmkit.experiment.runner import run_experiment
+    from msmkit.experiment.store import StageStore
+    from msmkit.testing import FakeLLMServer
+    from msmkit.train.outputs import TrainingOutputs
+    from tests.experiment_script import ExperimentScript
+    from tests.test_experiment_run import experiment
+
+    tiny = tiny_model_dir(tmp_path / "models", "llama")
+    with FakeLLMServer(ExperimentScript()) as server:
+        path = experiment(tmp_path, server, tiny, seeds=(0,), arms=[{"name": "msm-aft", "midtrain": "america",
+                                                                      "aft": "shared"}],
+                          evals=[{"suite": "values", "items": ["pro_america"], "limit": 2}])
+        plan = build_plan(load_experiment(path), path, tmp_path / "run" / "stages")
+        projected = training_steps(plan)
+        assert {row["source"] for row in projected} == {"projected"}
+        outcome = run_experiment(path, tmp_path / "run")
+    assert not outcome.failed
+    store = StageStore(tmp_path / "run" / "stages")
+    measured = training_steps(plan, store, AutoTokenizer.from_pretrained(tiny))
+    assert {row["source"] for row in measured} == {"measured"}
+    trained = {stage.label: store.outputs(stage.key) for stage in plan.ordered() if stage.kind.name in ("midtrain",
+                                                                                                     "aft")}
+    assert all(isinstance(outputs, TrainingOutputs) for outputs in trained.values())
+    assert {row["stage"]: row["steps"] for row in measured} == {label: o.steps for label, o in trained.items()}
+    assert [row["steps"] for row in measured] != [row["steps"] for row in projected]  # the plan's counts were off

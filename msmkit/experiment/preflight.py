@@ -6,7 +6,8 @@ cannot show its effect.
 - The base model's loss on a sample of each corpus already generated (how much there is to learn), and on the
   neutral control corpus.
 - A name probe: which name the base model gives itself among the subject's name and other assistants' names.
-- The optimizer steps each training stage will take against its guard, and the smallest difference between
+- The optimizer steps each training stage will take against its guard (counted from its data once that is
+  generated, else projected from the plan), and the smallest difference between
   two arms the planned items and seeds can detect (from the crossed-design variance; default guesses when
   nothing is measured yet).
 """
@@ -23,7 +24,7 @@ import numpy as np
 from msmkit.eval.stats import crossed_difference, minimum_detectable_difference
 from msmkit.experiment.plan import Plan
 from msmkit.io import atomic_write_json, read_json
-from msmkit.stages.contract import DocumentSet
+from msmkit.stages.contract import DocumentSet, Estimate
 
 PREFLIGHT_FILE = "preflight.json"
 OTHER_NAMES = ("Claude", "ChatGPT", "Gemini", "Llama", "Qwen", "Gemma", "Mistral", "Grok")
@@ -132,23 +133,48 @@ def name_probe(model: Any, tokenizer: Any, model_name: str) -> dict[str, Any]:
             "names": {name: round(float(p), 4) for name, p in ranked}}
 
 
-def training_steps(plan: Plan) -> list[dict[str, Any]]:
-    """Each training stage's projected optimizer steps against its guard."""
+def training_steps(plan: Plan, store: Any = None, tokenizer: Any = None) -> list[dict[str, Any]]:
+    """Each training stage's optimizer steps against its guard: from the data its input stage made when that stage
+    is done (with `store` and the base model's `tokenizer`), else projected from the plan's counts."""
     from msmkit.experiment.preview import params_billion
     from msmkit.stages.contract import PreviewContext
     from msmkit.stages.training import TrainingStage
 
     context = PreviewContext(params=params_billion(plan)[0] * 1e9)
+    measured: set[str] = set()
     rows = []
     for stage in plan.ordered():
         context.upstream[stage.key] = stage.kind.estimate(stage.job, context)
+        made = measured_data(store.done_outputs(stage.key), tokenizer) if store is not None and tokenizer else None
+        if made is not None:
+            context.upstream[stage.key] = made
+            measured.add(stage.key)
         if isinstance(stage.kind, TrainingStage):
             steps, sequences, config = stage.kind.projected_steps(stage.job, context)
             guards = config.guards
+            data = getattr(stage.job.data, "key", None)
             rows.append({"stage": stage.label, "steps": steps, "sequences": sequences,
                          "min_optimizer_steps": guards.min_optimizer_steps, "ok": steps >= guards.min_optimizer_steps,
-                         "allowed": guards.allow_few_steps})
+                         "allowed": guards.allow_few_steps,
+                         "source": "measured" if data in measured else "projected"})
     return rows
+
+
+def measured_data(outputs: Any, tokenizer: Any) -> Estimate | None:
+    """What a done data stage made, as its estimate would say it: a corpus's tokens (each document and its end of
+    text, as training packs them), a chat set's rows and their tokens. None for other outputs."""
+    from msmkit.io import read_jsonl
+    from msmkit.stages.contract import ChatSet
+
+    if isinstance(outputs, DocumentSet):
+        texts = [row["text"] for row in read_jsonl(outputs.documents_file)]
+        tokens = sum(len(ids) + 1 for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+        return Estimate(data_tokens=tokens, examples=len(texts))
+    if isinstance(outputs, ChatSet):
+        texts = ["\n".join(m["content"] for m in row["messages"]) for row in read_jsonl(outputs.chat_file(False))]
+        tokens = sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+        return Estimate(examples=len(texts), data_tokens=tokens)
+    return None
 
 
 def detectable_differences(plan: Plan, suites: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -173,7 +199,7 @@ def run_preflight(plan: Plan, store: Any, out: Path, *, limit: int | None = None
     from msmkit.stages.eval_values import load_suites
 
     config = plan.config
-    report = PreflightReport(steps=training_steps(plan))
+    report = PreflightReport()
     suites: dict[str, list[Any]] = {}
     for settings in config.evals:
         if settings.suite == "values":
@@ -182,6 +208,7 @@ def run_preflight(plan: Plan, store: Any, out: Path, *, limit: int | None = None
     report.detectable = detectable_differences(plan, suites)
     say(f"loading the base model {config.base_model}")
     model, tokenizer = load_causal_lm(plan.base_model)
+    report.steps = training_steps(plan, store, tokenizer)
     score = forced_choice_scorer(model, tokenizer, plan.prompt_style)
     for spec_name, entry in config.specs.items():
         if not isinstance(entry, str):
@@ -220,7 +247,9 @@ def ceiling_lines(report: PreflightReport) -> list[str]:
                                          "further than the spec in context does"))
     for row in report.steps:
         if not row["ok"]:
-            lines.append(f"{row['stage']}: about {row['steps']} optimizer steps, under the guard of "
+            how = "from the data it will train on" if row.get("source") == "measured" else \
+                "projected from the plan's counts"
+            lines.append(f"{row['stage']}: {row['steps']} optimizer steps ({how}), under the guard of "
                          f"{row['min_optimizer_steps']}" + (" (allowed by allow_few_steps)" if row["allowed"] else ""))
     for row in report.detectable:
         if not math.isnan(row["difference"]):
