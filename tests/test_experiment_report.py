@@ -88,3 +88,16 @@ def test_the_headline_plots_the_value_sets_named_after_the_mirrored_specs_not_th
     assert dissociation_axes(reordered) == ("values: pro_america", "values: pro_affordability")
     unpaired = reordered.model_copy(update={"comparisons": []})
     assert dissociation_axes(unpaired) == ("values: cheese", "values: pro_affordability")  # config order
+
+
+def test_a_comparison_of_arms_that_answered_alike_says_why_its_interval_has_no_width() -> None:
+    import numpy as np
+
+    from msmkit.eval.stats import crossed_difference
+    from msmkit.experiment.results import variance_column
+
+    answers = np.array([[1.0, 0.0, 1.0, 1.0, 0.0, 1.0]])  # one seed each, the same answer on every item
+    alike = crossed_difference(answers, answers.copy())
+    assert alike.low == alike.high == 0.0 and "no unit differed" in variance_column(alike)
+    apart = crossed_difference(answers, np.array([[0.0, 0.0, 1.0, 0.0, 0.0, 1.0]]))
+    assert apart.high > apart.low and "no unit differed" not in variance_column(apart)

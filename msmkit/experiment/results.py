@@ -190,8 +190,15 @@ def comparisons(plan: Plan, evaluations: Evaluations) -> list[dict[str, Any]]:
                              "seeds": f"{result.n_seeds_first} vs {result.n_seeds_second}",
                              "first mean": f"{result.mean_first:.3f}", "second mean": f"{result.mean_second:.3f}",
                              "difference [95% CI]": f"{result.mean:+.3f} [{result.low:+.3f}, {result.high:+.3f}]",
-                             "p": f"{result.p_value:.4f}", "variance dominated by": result.dominant or "-"})
+                             "p": f"{result.p_value:.4f}", "variance dominated by": variance_column(result)})
     return rows
+
+
+def variance_column(result: Any) -> str:
+    """What sets a difference's interval width; a zero width says so, since it only means no unit differed."""
+    if result.low == result.high:
+        return "nothing: no unit differed between the arms, so the interval has zero width"
+    return result.dominant or "-"
 
 
 def sweep_points(plan: Plan, store: StageStore, evaluations: Evaluations) -> tuple[list[SweepPoint], list[str]]:
