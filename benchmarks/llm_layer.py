@@ -24,6 +24,12 @@ The floors on the same machine and server, same worker pattern: a bare aiohttp c
 (what msmkit calls, with nothing of msmkit around it) 1.11-1.14 and 1.08-1.10 at 0.92-1.11 ms. At 64 x 100 ms
 2,000 requests are 32 rounds, not 31.25 (2.4% of the ideal), and the test server adds 1.7 ms even at concurrency 1.
 msmkit's own share (the client over a backend that only sleeps) is 0.095 ms per request; the rest is the SDK.
+A later session, same machine (load average 0.4-0.5): interactive 1.113-1.162 at 0.87-1.07 ms per request; the
+bare aiohttp floor in the same hour 1.088-1.104 (workers, warm) and 1.122-1.152 (one task per request, cold,
+benchmarks/testing_server.py --client raw). Even that client's median call took 106-108 ms for 100 ms of server
+latency, so the target sits at this machine's floor. Also tried there and not kept: uvloop as the event loop
+(interactive 1.180-1.253, batch-like 1.068-1.100: no steady gain), gc.freeze() before the batch (none), and the
+SDK's telemetry headers left out (151 instead of 153 us to build a request).
 """
 
 from __future__ import annotations
