@@ -25,6 +25,8 @@ def bar_chart(results: list[ArmResult], out: Path) -> Path:
     ax.set_xticks(range(len(arms)), [f"{a}\n(n={r.n_items}, seeds={r.n_seeds})" for a, r in zip(arms, results)],
                   fontsize=7, rotation=20, ha="right")
     ax.set_ylabel(metric)
+    if all(low >= 0 for low in (r.ci_low if r.ci_low is not None else r.mean for r in results)):
+        ax.set_ylim(bottom=0)  # rates, scores and shares start at zero; no axis below it
     ax.set_title(eval_name, fontsize=10)
     fig.tight_layout()
     fig.savefig(out)
