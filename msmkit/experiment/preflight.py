@@ -137,7 +137,7 @@ def training_steps(plan: Plan, store: Any = None, tokenizer: Any = None) -> list
     """Each training stage's optimizer steps against its guard: from the data its input stage made when that stage
     is done (with `store` and the base model's `tokenizer`), else projected from the plan's counts."""
     from msmkit.experiment.preview import params_billion
-    from msmkit.stages.contract import PreviewContext
+    from msmkit.stages.contract import PreviewContext, StageRef
     from msmkit.stages.training import TrainingStage
 
     context = PreviewContext(params=params_billion(plan)[0] * 1e9)
@@ -145,14 +145,15 @@ def training_steps(plan: Plan, store: Any = None, tokenizer: Any = None) -> list
     rows = []
     for stage in plan.ordered():
         context.upstream[stage.key] = stage.kind.estimate(stage.job, context)
-        made = measured_data(store.done_outputs(stage.key), tokenizer) if store is not None and tokenizer else None
+        made = measured_data(store.done_outputs(stage.key), tokenizer) if store is not None and tokenizer is not None \
+            else None
         if made is not None:
             context.upstream[stage.key] = made
             measured.add(stage.key)
         if isinstance(stage.kind, TrainingStage):
             steps, sequences, config = stage.kind.projected_steps(stage.job, context)
             guards = config.guards
-            data = getattr(stage.job.data, "key", None)
+            data = stage.job.data.key if isinstance(stage.job.data, StageRef) else None
             rows.append({"stage": stage.label, "steps": steps, "sequences": sequences,
                          "min_optimizer_steps": guards.min_optimizer_steps, "ok": steps >= guards.min_optimizer_steps,
                          "allowed": guards.allow_few_steps,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from msmkit.eval.stats import crossed_interval
+from msmkit.eval.stats import CrossedDifference, crossed_interval
 from msmkit.experiment.config import ExperimentConfig
 from msmkit.experiment.estimates import Grouped, align, arm_difference, arm_estimate
 from msmkit.experiment.plan import GridPoint, Plan
@@ -194,7 +194,7 @@ def comparisons(plan: Plan, evaluations: Evaluations) -> list[dict[str, Any]]:
     return rows
 
 
-def variance_column(result: Any) -> str:
+def variance_column(result: CrossedDifference) -> str:
     """What sets a difference's interval width; a zero width says so, since it only means no unit differed."""
     if result.low == result.high:
         return "nothing: no unit differed between the arms, so the interval has zero width"

@@ -85,6 +85,11 @@ def has_chat_template(served: ServedModel) -> bool:
     return find_chat_template(served.base, "checkpoint") is not None
 
 
+def needed_fallback(served: ServedModel, template: str | None) -> str | None:
+    """`template` when `served` has no chat template of its own, else None (its own one is kept)."""
+    return template if template is not None and not has_chat_template(served) else None
+
+
 def _model_name(location: str) -> str:
     name = Path(location).name or "model"
     return "".join(char if char.isalnum() or char in "-._" else "-" for char in name)
@@ -167,7 +172,7 @@ class VLLMServer:
         self.served = served_model(model)
         # A model that carries no chat template of its own (a base model) is served with this one, so chat requests
         # (Inspect's) are prompted as msmkit prompts base models, instead of being refused.
-        self.fallback_chat_template = fallback_chat_template if not has_chat_template(self.served) else None
+        self.fallback_chat_template = needed_fallback(self.served, fallback_chat_template)
         self.extra_adapters = [self._extra_adapter(adapter) for adapter in extra_adapters]
         self.context_window = context_window
         self.port = self.settings.port or free_port()
@@ -388,8 +393,7 @@ def lease_server(model: str, settings: VLLMSettings, *, context_window: int | No
     weights under the same settings, else a new one. Call `wait_ready*` next and `release()` when done.
     `fallback_chat_template`: see VLLMServer (it is part of what a shared server must match)."""
     served = served_model(model)
-    if fallback_chat_template is not None and has_chat_template(served):
-        fallback_chat_template = None
+    fallback_chat_template = needed_fallback(served, fallback_chat_template)
     identity: dict[str, Any] = {"python": vllm_python(settings), "settings": settings.model_dump(mode="json"),
                                 "context_window": context_window}
     if fallback_chat_template is not None:

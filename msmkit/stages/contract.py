@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from msmkit.errors import MsmError
 from msmkit.fingerprint import content_hash
 from msmkit.io import read_jsonl
+from msmkit.stages.eval_engine import EvalEngine
 
 Say = Callable[[str], None]
 
@@ -329,7 +330,7 @@ class EvalPlanContext:
     provider_name: str | None
     prompt_style: str = "completion"  # "completion" or "chat": how every arm's evals prompt the model
     earlier: dict[str, StageRef] = field(default_factory=dict)  # suite -> this model's eval of it planned before
-    engine: Any = None  # EvalEngine (msmkit.stages.eval_engine): how text-writing evals run the model
+    engine: EvalEngine = field(default_factory=EvalEngine)  # how the evals whose model writes text run it
 
 
 class EvalStageKind(StageKind[JobT, OutputsT]):

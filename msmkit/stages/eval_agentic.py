@@ -123,7 +123,7 @@ class AgenticEvalStage(EvalStageKind[AgenticEvalJob, AgenticOutputs]):
         """The agent's persona takes the experiment's model name unless the entry names one."""
         if "model_name" not in settings.agentic:
             settings = settings.model_copy(update={"agentic": {**settings.agentic, "model_name": context.model_name}})
-        return AgenticEvalJob(model=model, settings=settings, engine=context.engine or EvalEngine())
+        return AgenticEvalJob(model=model, settings=settings, engine=context.engine)
 
     def check(self, settings: AgenticEvalSettings, base_model: str, where: str) -> None:  # type: ignore[override]
         settings.agentic_config(base_model)

@@ -105,7 +105,7 @@ class OpenQAEvalStage(EvalStageKind[OpenQAEvalJob, OpenQAOutputs]):
             raise ValueError(f"spec {spec!r} is not one of the experiment's specs ({', '.join(context.spec_names)})")
         return OpenQAEvalJob(model, settings, context.spec(spec), context.generator,
                              settings.judge or context.judge or context.generator, context.model_name,
-                             context.provider_name, context.prompt_style, context.engine or EvalEngine())
+                             context.provider_name, context.prompt_style, context.engine)
 
     def run(self, job: OpenQAEvalJob, folder: Path, env: StageEnv) -> OpenQAOutputs:
         from msmkit.eval.open_qa import OpenQAConfig, run_open_qa
